@@ -1,0 +1,9 @@
+import ArgumentParser
+
+struct SpikeServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spikeserve",
+        abstract: "Serve, train, convert and fine-tune spiking neural networks (hybrid ANN→SNN conversion + STDB).",
+        subcommands: [SystemCommand.self, BenchCommand.self]
+    )
+}
