@@ -35,10 +35,11 @@ let package = Package(
         .target(name: "NativeBridge", dependencies: ["CBLAS", "CNative"], swiftSettings: swiftSettings),
         .target(name: "TensorKit", dependencies: ["NativeBridge"], swiftSettings: swiftSettings),
         .target(name: "Imaging", dependencies: ["CNative", "TensorKit"], swiftSettings: swiftSettings),
+        .target(name: "SNN", dependencies: ["TensorKit", "Imaging"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "spikeserve",
             dependencies: [
-                "NativeBridge", "TensorKit", "Imaging",
+                "NativeBridge", "TensorKit", "Imaging", "SNN",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -46,6 +47,7 @@ let package = Package(
         ),
         .testTarget(name: "NativeBridgeTests", dependencies: ["NativeBridge"]),
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"]),
+        .testTarget(name: "SNNTests", dependencies: ["SNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

@@ -102,3 +102,38 @@ import Glibc
 #else
 import Darwin
 #endif
+
+/// An optimizer's internal state as named flat buffers, for checkpoints (saved as tensors).
+public struct OptimizerState: Sendable {
+    public var step: Int
+    public var buffers: [String: [Float]]
+    public init(step: Int, buffers: [String: [Float]]) {
+        self.step = step
+        self.buffers = buffers
+    }
+}
+
+extension SGD {
+    public var state: OptimizerState {
+        get { OptimizerState(step: 0, buffers: Dictionary(uniqueKeysWithValues: velocity.enumerated().map { ("velocity.\($0)", $1) })) }
+        set { velocity = (0..<newValue.buffers.count).compactMap { newValue.buffers["velocity.\($0)"] } }
+    }
+}
+
+extension Adam {
+    public var state: OptimizerState {
+        get {
+            var b: [String: [Float]] = [:]
+            for i in m.indices { b["m.\(i)"] = m[i]; b["v.\(i)"] = v[i] }
+            for i in vMax.indices { b["vmax.\(i)"] = vMax[i] }
+            return OptimizerState(step: t, buffers: b)
+        }
+        set {
+            t = newValue.step
+            let n = newValue.buffers.keys.filter { $0.hasPrefix("m.") }.count
+            m = (0..<n).compactMap { newValue.buffers["m.\($0)"] }
+            v = (0..<n).compactMap { newValue.buffers["v.\($0)"] }
+            vMax = amsgrad ? (0..<n).compactMap { newValue.buffers["vmax.\($0)"] } : []
+        }
+    }
+}

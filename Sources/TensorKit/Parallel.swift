@@ -31,6 +31,30 @@ public enum Parallel {
     }
 }
 
+extension Parallel {
+    /// Like `forEach`, but also passes the chunk's index (0..<chunks), so a chunk can write
+    /// per-chunk partial results (e.g. counts) that the caller merges afterwards. Returns the
+    /// number of chunks used.
+    @inlinable @discardableResult
+    public static func forEachChunk(_ count: Int, grain: Int = 1, _ body: (Int, Range<Int>) -> Void) -> Int {
+        guard count > 0 else { return 0 }
+        let chunks = min(cores, max(1, count / max(1, grain)))
+        if chunks == 1 {
+            body(0, 0..<count)
+            return 1
+        }
+        withoutActuallyEscaping(body) { escapable in
+            let task = UncheckedSendable(escapable)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = count * c / chunks
+                let hi = count * (c + 1) / chunks
+                if lo < hi { task.value(c, lo..<hi) }
+            }
+        }
+        return chunks
+    }
+}
+
 /// A mutable pointer that may cross into `Parallel.forEach` chunks. Safe only when chunks write
 /// disjoint elements, which every caller states at the call site.
 public struct SharedPointer<T>: @unchecked Sendable {

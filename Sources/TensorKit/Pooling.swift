@@ -11,6 +11,16 @@ public func avgPool2d(_ input: Tensor, kernel k: Int, stride s: Int) -> Tensor {
             Parallel.forEach(n * c, grain: 64) { planes in
                 for p in planes {
                     let src = xs.base + p * h * w, dst = ys.base + p * oh * ow
+                    if k == 2 && s == 2 {
+                        // The common 2×2 case without the generic window loops.
+                        for oy in 0..<oh {
+                            let r0 = src + 2 * oy * w, r1 = r0 + w, d = dst + oy * ow
+                            for ox in 0..<ow {
+                                d[ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) * 0.25
+                            }
+                        }
+                        continue
+                    }
                     for oy in 0..<oh {
                         for ox in 0..<ow {
                             var sum: Float = 0

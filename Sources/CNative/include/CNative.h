@@ -49,4 +49,7 @@ typedef struct {
 
 void sn_cpu_detect(sn_cpu_features *features);
 
+/// Raises glibc's mmap and trim thresholds so large freed blocks are reused rather than unmapped.
+void sn_keep_large_allocations(void);
+
 #endif

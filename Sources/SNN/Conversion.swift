@@ -1,0 +1,121 @@
+import Foundation
+import Imaging
+import TensorKit
+
+/// ANN → SNN conversion by threshold balancing (Sengupta et al. 2019, as used by Rathi et al. 2020).
+///
+/// Spiking layers are calibrated one at a time, in order. For layer k the SNN is simulated on
+/// calibration images with layers 0..<k already converted, and θ_k is set from the input current
+/// that layer k receives: its maximum over all neurons, steps and images (or a percentile of the
+/// positive currents, which ignores rare outliers), times `scale`. Balancing inside the simulation
+/// rather than on ANN activations accounts for how the earlier spiking layers actually behave.
+/// The paper scales the maxima by 0.7: lower thresholds make neurons fire sooner, trading some
+/// precision at large T for much better accuracy at small T.
+public struct Converter {
+    public struct Configuration: Sendable {
+        /// Multiplier on the balanced threshold (the paper's scaling factor).
+        public var scale: Float = 0.7
+        /// Percentile (0–100] of positive currents instead of the maximum; nil = maximum.
+        public var percentile: Float? = nil
+        /// Images the thresholds are measured on.
+        public var calibrationImages: Int = 512
+        /// Steps simulated while measuring.
+        public var calibrationTimesteps: Int = 64
+        /// Default and maximum time steps written into the converted model.
+        public var defaultTimesteps: Int = 32
+        public var maxTimesteps: Int = 512
+        public var leak: Float = 1
+        public var encoding: SNNConfig.Encoding = .poisson
+        public var seed: UInt64 = 0
+        public init() {}
+    }
+
+    public static func convert(_ ann: Model, calibration: ImageSet, configuration c: Configuration,
+                               log: (String) -> Void = { _ in }) throws -> Model {
+        var folded = try foldBatchNorm(ann)
+        let neuronLayers = folded.description.layers.neuronLayerCount
+        guard !folded.description.layers.containsKind(.maxpool) else {
+            throw ModelError("cannot convert max pooling to spikes; use average pooling (avgpool)")
+        }
+        var thresholds = [Float](repeating: 1, count: neuronLayers)
+        folded.description.snn = SNNConfig(
+            thresholds: thresholds, leak: c.leak, encoding: c.encoding, defaultTimesteps: c.defaultTimesteps,
+            maxTimesteps: c.maxTimesteps,
+            conversion: ConversionSettings(scale: c.scale, percentile: c.percentile, calibrationImages: c.calibrationImages,
+                                           calibrationTimesteps: c.calibrationTimesteps))
+        var engine = try SpikingEngine(model: folded)
+        let count = min(c.calibrationImages, calibration.count)
+        var rng = SeededGenerator(seed: c.seed)
+        let (input, _) = calibration.batch(0..<count, generator: &rng)
+        for k in 0..<neuronLayers {
+            var maximum: Float = 0
+            var samples: [Float] = []
+            let observer: SpikingEngine.CurrentObserver = { layer, current in
+                guard layer == k else { return }
+                for v in current where v > maximum { maximum = v }
+                if c.percentile != nil {
+                    let step = max(1, current.count / 400_000)
+                    for i in Swift.stride(from: 0, to: current.count, by: step) where current[i] > 0 { samples.append(current[i]) }
+                }
+            }
+            let seeds = (0..<count).map { UInt64($0) &+ c.seed }
+            _ = engine.run(input, options: .init(timesteps: c.calibrationTimesteps, seeds: seeds, thresholds: thresholds),
+                           stopAfterNeuron: k, observe: observer)
+            var level = maximum
+            if let p = c.percentile, !samples.isEmpty {
+                samples.sort()
+                level = samples[min(samples.count - 1, Int(Float(samples.count - 1) * p / 100))]
+            }
+            // A layer that never receives positive current would get θ = 0 and fire constantly.
+            thresholds[k] = max(level * c.scale, 1e-3)
+            log(String(format: "spiking layer %d: max current %.4f, threshold %.4f", k, maximum, thresholds[k]))
+        }
+        folded.description.snn!.thresholds = thresholds
+        try folded.validate()
+        return folded
+    }
+
+    /// Folds each batch norm into the convolution before it: with σ = √(var + ε),
+    /// W' = W·γ/σ per output channel and b' = β + (b − μ)·γ/σ. The bias then enters the SNN as a
+    /// constant input current.
+    public static func foldBatchNorm(_ model: Model) throws -> Model {
+        var tensors = model.tensors
+        func fold(_ layers: [LayerSpec]) throws -> [LayerSpec] {
+            var out: [LayerSpec] = []
+            for layer in layers {
+                if layer.type == .residual {
+                    var l = layer
+                    l.body = try fold(layer.body ?? [])
+                    l.shortcut = try fold(layer.shortcut ?? [])
+                    out.append(l)
+                    continue
+                }
+                guard layer.type == .batchnorm else { out.append(layer); continue }
+                guard var conv = out.last, conv.type == .conv2d else {
+                    throw ModelError("batchnorm \(layer.name ?? "?") does not follow a convolution; cannot fold it")
+                }
+                let bn = layer.name!, cn = conv.name!
+                let gamma = tensors["\(bn).weight"]!.scalars, beta = tensors["\(bn).bias"]!.scalars
+                let mean = tensors["\(bn).running_mean"]!.scalars, variance = tensors["\(bn).running_var"]!.scalars
+                var w = tensors["\(cn).weight"]!
+                let oldBias = tensors["\(cn).bias"]?.scalars ?? [Float](repeating: 0, count: gamma.count)
+                let per = w.count / gamma.count
+                var bias = [Float](repeating: 0, count: gamma.count)
+                for o in 0..<gamma.count {
+                    let k = gamma[o] / (variance[o] + ANNRunner.batchNormEpsilon).squareRoot()
+                    for i in 0..<per { w.scalars[o * per + i] *= k }
+                    bias[o] = beta[o] + (oldBias[o] - mean[o]) * k
+                }
+                tensors["\(cn).weight"] = w
+                tensors["\(cn).bias"] = Tensor(shape: [gamma.count], scalars: bias)
+                for suffix in ["weight", "bias", "running_mean", "running_var"] { tensors["\(bn).\(suffix)"] = nil }
+                conv.bias = true
+                out[out.count - 1] = conv
+            }
+            return out
+        }
+        var description = model.description
+        description.layers = try fold(description.layers)
+        return Model(description: description, tensors: tensors)
+    }
+}

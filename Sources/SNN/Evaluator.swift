@@ -1,0 +1,45 @@
+import Imaging
+import TensorKit
+
+/// Accuracy and cost measurements over a data set.
+public enum Evaluator {
+    public struct SNNReport: Sendable {
+        public var accuracy: Double
+        public var imagesPerSecond: Double
+        public var spikeRates: [Double]
+        public var synapticOpsPerImage: Double
+    }
+
+    public static func evaluateSNN(_ model: Model, on data: ImageSet, timesteps: Int, batchSize: Int = 100,
+                                   lagged: Bool = false, seed: UInt64 = 0) throws -> SNNReport {
+        var engine = try SpikingEngine(model: model)
+        var rng = SeededGenerator(seed: 0)
+        var correct = 0
+        var layerSpikes: [Double] = []
+        var layerNeurons: [Int] = []
+        var ops = 0.0
+        let start = nowSeconds()
+        for lo in stride(from: 0, to: data.count, by: batchSize) {
+            let indices = Array(lo..<min(data.count, lo + batchSize))
+            let (x, labels) = data.batch(indices, generator: &rng)
+            let r = engine.run(x, options: .init(timesteps: timesteps, seeds: indices.map { UInt64($0) &+ seed &* 1_000_003 },
+                                                 lagged: lagged))
+            correct += zip(r.predictions, labels).filter { $0 == $1 }.count
+            if layerSpikes.isEmpty { layerSpikes = [Double](repeating: 0, count: r.layerSpikes.count) }
+            for (i, s) in r.layerSpikes.enumerated() { layerSpikes[i] += Double(s) }
+            layerNeurons = r.layerNeurons
+            ops += Double(r.synapticOps.reduce(0, +))
+        }
+        let seconds = nowSeconds() - start
+        let n = Double(max(1, data.count))
+        let rates = zip(layerSpikes, layerNeurons).map { $0 / (Double($1) * Double(timesteps) * n) }
+        return SNNReport(accuracy: Double(correct) / n, imagesPerSecond: n / seconds, spikeRates: rates, synapticOpsPerImage: ops / n)
+    }
+
+    public static func evaluateANN(_ model: Model, on data: ImageSet, batchSize: Int = 100) -> (accuracy: Double, imagesPerSecond: Double) {
+        var trainer = ANNTrainer(model: model, configuration: .init())
+        let start = nowSeconds()
+        let accuracy = trainer.evaluate(data, batchSize: batchSize)
+        return (accuracy, Double(data.count) / (nowSeconds() - start))
+    }
+}

@@ -1,0 +1,96 @@
+import TensorKit
+
+/// The activations of T·b simulation frames (T steps × b images), laid out for the engine:
+///
+/// - feature maps `[C, H, W]` are stored channel-major, `[C, T·b, H, W]`;
+/// - flat features `[N]` are stored frame-major, `[T·b, N]`.
+///
+/// Frames are time-major: frame `t·b + i` is image i at step t. In both layouts the values of one
+/// channel group at one step form one contiguous block of b·P values (P = H·W, or N for flat
+/// features with a single group), which is what the neuron recurrence walks.
+public struct Frames: Sendable {
+    public var scalars: [Float]
+    public var shape: FeatureShape
+    public var timesteps: Int
+    public var images: Int
+
+    public init(shape: FeatureShape, timesteps: Int, images: Int) {
+        self.shape = shape
+        self.timesteps = timesteps
+        self.images = images
+        self.scalars = [Float](repeating: 0, count: shape.reduce(1, *) * timesteps * images)
+    }
+
+    public init(scalars: [Float], shape: FeatureShape, timesteps: Int, images: Int) {
+        precondition(scalars.count == shape.reduce(1, *) * timesteps * images)
+        self.scalars = scalars
+        self.shape = shape
+        self.timesteps = timesteps
+        self.images = images
+    }
+
+    public var frames: Int { timesteps * images }
+    public var isMap: Bool { shape.count == 3 }
+    /// Channel groups: C for maps, 1 for flat features.
+    public var groups: Int { isMap ? shape[0] : 1 }
+    /// Values per image per group: H·W for maps, N for flat features.
+    public var perImage: Int { isMap ? shape[1] * shape[2] : shape[0] }
+    /// One group's values at one step.
+    public var blockLength: Int { images * perImage }
+
+    /// Offset of (group, step) block.
+    @inline(__always) public func blockOffset(group g: Int, step t: Int) -> Int { (g * timesteps + t) * blockLength }
+
+    /// Flat features of every frame `[T·b, C·H·W]` in PyTorch's flatten order (c, h, w).
+    public func flattened() -> Frames {
+        guard isMap else { return self }
+        var out = Frames(shape: [shape.reduce(1, *)], timesteps: timesteps, images: images)
+        let c = shape[0], p = perImage, f = frames
+        scalars.withUnsafeBufferPointer { src in
+            out.scalars.withUnsafeMutableBufferPointer { dst in
+                let s = SharedPointer(UnsafeMutablePointer(mutating: src.baseAddress!)), d = SharedPointer(dst.baseAddress!)
+                Parallel.forEach(f, grain: 16) { range in
+                    for frame in range {
+                        for ch in 0..<c {
+                            (d.base + frame * c * p + ch * p).update(from: s.base + (ch * f + frame) * p, count: p)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Inverse of `flattened` (for gradients flowing back into feature maps).
+    public func unflattened(to mapShape: FeatureShape) -> Frames {
+        var out = Frames(shape: mapShape, timesteps: timesteps, images: images)
+        let c = mapShape[0], p = mapShape[1] * mapShape[2], f = frames
+        scalars.withUnsafeBufferPointer { src in
+            out.scalars.withUnsafeMutableBufferPointer { dst in
+                let s = SharedPointer(UnsafeMutablePointer(mutating: src.baseAddress!)), d = SharedPointer(dst.baseAddress!)
+                Parallel.forEach(f, grain: 16) { range in
+                    for frame in range {
+                        for ch in 0..<c {
+                            (d.base + (ch * f + frame) * p).update(from: s.base + frame * c * p + ch * p, count: p)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Moves every block one step later in time; step 0 becomes zero (the reference code's lag).
+    public mutating func delayOneStep() {
+        let (g, t, l) = (groups, timesteps, blockLength)
+        scalars.withUnsafeMutableBufferPointer { buf in
+            let p = buf.baseAddress!
+            for group in 0..<g {
+                for step in stride(from: t - 1, to: 0, by: -1) {
+                    (p + (group * t + step) * l).update(from: p + (group * t + step - 1) * l, count: l)
+                }
+                (p + group * t * l).update(repeating: 0, count: l)
+            }
+        }
+    }
+}

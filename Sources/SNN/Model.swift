@@ -1,0 +1,286 @@
+import Foundation
+import Imaging
+import TensorKit
+
+/// The contents of `model.json`. See docs/model-format.md for the field-by-field description.
+public struct ModelDescription: Codable, Sendable, Equatable {
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int
+    public var name: String
+    public var architecture: String
+    public var input: InputDescription
+    public var labels: [String]
+    public var layers: [LayerSpec]
+    /// Present once the ANN has been converted; absent for an ANN checkpoint from `train`.
+    public var snn: SNNConfig?
+    public var provenance: Provenance
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", name, architecture, input, labels, layers, snn, provenance
+    }
+
+    public init(name: String, architecture: String, input: InputDescription, labels: [String], layers: [LayerSpec],
+                snn: SNNConfig? = nil, provenance: Provenance = Provenance()) {
+        self.formatVersion = Self.currentFormatVersion
+        self.name = name
+        self.architecture = architecture
+        self.input = input
+        self.labels = labels
+        self.layers = layers
+        self.snn = snn
+        self.provenance = provenance
+    }
+
+    public var inputSpec: InputSpec {
+        InputSpec(channels: input.channels, height: input.height, width: input.width, mean: input.mean, std: input.std)
+    }
+}
+
+/// How the SNN runs: one threshold per spiking layer (per `relu`, in traversal order).
+public struct SNNConfig: Codable, Sendable, Equatable {
+    public enum Encoding: String, Codable, Sendable { case poisson, direct }
+
+    public var thresholds: [Float]
+    /// Membrane leak per step; 1 is integrate-and-fire.
+    public var leak: Float
+    public var encoding: Encoding
+    public var defaultTimesteps: Int
+    public var maxTimesteps: Int
+    /// The reference implementation's one-step delay per layer; off by default.
+    public var lagged: Bool
+    public var conversion: ConversionSettings?
+
+    enum CodingKeys: String, CodingKey {
+        case thresholds, leak, encoding, lagged, conversion
+        case defaultTimesteps = "default_timesteps", maxTimesteps = "max_timesteps"
+    }
+
+    public init(thresholds: [Float], leak: Float = 1, encoding: Encoding = .poisson, defaultTimesteps: Int = 32,
+                maxTimesteps: Int = 512, lagged: Bool = false, conversion: ConversionSettings? = nil) {
+        self.thresholds = thresholds
+        self.leak = leak
+        self.encoding = encoding
+        self.defaultTimesteps = defaultTimesteps
+        self.maxTimesteps = maxTimesteps
+        self.lagged = lagged
+        self.conversion = conversion
+    }
+}
+
+public struct ConversionSettings: Codable, Sendable, Equatable {
+    public var scale: Float
+    public var percentile: Float?
+    public var calibrationImages: Int
+    public var calibrationTimesteps: Int
+    enum CodingKeys: String, CodingKey {
+        case scale, percentile
+        case calibrationImages = "calibration_images", calibrationTimesteps = "calibration_timesteps"
+    }
+    public init(scale: Float, percentile: Float?, calibrationImages: Int, calibrationTimesteps: Int) {
+        self.scale = scale
+        self.percentile = percentile
+        self.calibrationImages = calibrationImages
+        self.calibrationTimesteps = calibrationTimesteps
+    }
+}
+
+/// Where a model came from and how well it did, so a served model can answer "what is this?".
+public struct Provenance: Codable, Sendable, Equatable {
+    public var createdAt: String?
+    public var data: String?
+    public var validationSplit: Double?
+    public var epochs: Int?
+    public var baseModel: String?
+    /// Accuracies on the validation split: "ann", "snn_t32", "hybrid_t8", …
+    public var accuracies: [String: Double]
+    public var commands: [String]
+    public var notes: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case createdAt = "created_at", data, validationSplit = "validation_split", epochs
+        case baseModel = "base_model", accuracies, commands, notes
+    }
+
+    public init() {
+        accuracies = [:]
+        commands = []
+        notes = [:]
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        createdAt = try c.decodeIfPresent(String.self, forKey: .createdAt)
+        data = try c.decodeIfPresent(String.self, forKey: .data)
+        validationSplit = try c.decodeIfPresent(Double.self, forKey: .validationSplit)
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs)
+        baseModel = try c.decodeIfPresent(String.self, forKey: .baseModel)
+        accuracies = try c.decodeIfPresent([String: Double].self, forKey: .accuracies) ?? [:]
+        commands = try c.decodeIfPresent([String].self, forKey: .commands) ?? []
+        notes = try c.decodeIfPresent([String: String].self, forKey: .notes) ?? [:]
+    }
+}
+
+/// A model in memory: its description and its named tensors (weights, biases, BN statistics).
+public struct Model: Sendable {
+    public var description: ModelDescription
+    public var tensors: [String: Tensor]
+
+    public init(description: ModelDescription, tensors: [String: Tensor]) {
+        self.description = description
+        self.tensors = tensors
+    }
+
+    /// A fresh model with He-initialised weights, BN at identity, for training.
+    public static func initialized(name: String, architecture: String, labels: [String], batchNorm: Bool = false,
+                                   seed: UInt64) throws -> Model {
+        let layers = try Architectures.layers(for: architecture, classes: labels.count, batchNorm: batchNorm)
+        let desc = ModelDescription(name: name, architecture: architecture, input: Architectures.input(for: architecture),
+                                    labels: labels, layers: layers)
+        var rng = SeededGenerator(seed: seed)
+        var tensors: [String: Tensor] = [:]
+        for (name, shape) in layers.parameterShapes() {
+            if name.hasSuffix(".bias") {
+                tensors[name] = Tensor(shape: shape)
+            } else if shape.count == 1 {
+                tensors[name] = Tensor(shape: shape, repeating: 1)  // batch-norm scale
+            } else {
+                tensors[name] = .kaimingNormal(shape: shape, fanIn: shape.dropFirst().reduce(1, *), generator: &rng)
+            }
+        }
+        for (name, shape) in layers.bufferShapes() {
+            tensors[name] = Tensor(shape: shape, repeating: name.hasSuffix("running_var") ? 1 : 0)
+        }
+        let model = Model(description: desc, tensors: tensors)
+        try model.validate()
+        return model
+    }
+
+    /// Checks the description and that every tensor the layers need is present with the right shape.
+    public func validate() throws(ModelError) {
+        let d = description
+        guard d.formatVersion == ModelDescription.currentFormatVersion else {
+            throw ModelError("model.json format_version \(d.formatVersion) is not supported (expected \(ModelDescription.currentFormatVersion))")
+        }
+        guard d.input.channels > 0, d.input.height > 0, d.input.width > 0 else { throw ModelError("model.json: input has a zero dimension") }
+        guard d.input.mean.count == d.input.channels, d.input.std.count == d.input.channels, d.input.std.allSatisfy({ $0 > 0 }) else {
+            throw ModelError("model.json: input mean/std need one positive entry per channel (\(d.input.channels))")
+        }
+        let out = try d.layers.outputShape(from: [d.input.channels, d.input.height, d.input.width])
+        guard out == [d.labels.count] else {
+            throw ModelError("model.json: the network outputs \(out) but there are \(d.labels.count) labels")
+        }
+        for (name, shape) in d.layers.parameterShapes() + d.layers.bufferShapes() {
+            guard let t = tensors[name] else { throw ModelError("weights: missing tensor '\(name)'") }
+            guard t.shape == shape else { throw ModelError("weights: '\(name)' has shape \(t.shape), expected \(shape)") }
+            guard t.scalars.allSatisfy(\.isFinite) else { throw ModelError("weights: '\(name)' contains NaN or infinity") }
+        }
+        if let snn = d.snn {
+            let n = d.layers.neuronLayerCount
+            guard snn.thresholds.count == n else {
+                throw ModelError("model.json: snn.thresholds has \(snn.thresholds.count) entries for \(n) spiking layers")
+            }
+            guard snn.thresholds.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw ModelError("model.json: thresholds must be positive") }
+            guard snn.leak > 0 && snn.leak <= 1 else { throw ModelError("model.json: snn.leak must be in (0, 1]") }
+            guard snn.defaultTimesteps >= 1, snn.maxTimesteps >= snn.defaultTimesteps else {
+                throw ModelError("model.json: need 1 ≤ default_timesteps ≤ max_timesteps")
+            }
+            guard !d.layers.containsKind(.maxpool), !d.layers.containsKind(.batchnorm) else {
+                throw ModelError("model.json: an SNN cannot contain maxpool or unfolded batchnorm layers")
+            }
+        }
+    }
+
+    public static let descriptionFile = "model.json"
+    public static let weightsFile = "weights.safetensors"
+
+    public static func load(from directory: String) throws -> Model {
+        let dir = URL(fileURLWithPath: directory)
+        let jsonData: Data
+        do { jsonData = try Data(contentsOf: dir.appendingPathComponent(descriptionFile)) } catch {
+            throw ModelError("\(directory): cannot read \(descriptionFile)")
+        }
+        let desc: ModelDescription
+        do { desc = try JSONDecoder().decode(ModelDescription.self, from: jsonData) } catch {
+            throw ModelError("\(directory)/\(descriptionFile) is malformed: \(describe(error))")
+        }
+        let weightData: Data
+        do { weightData = try Data(contentsOf: dir.appendingPathComponent(weightsFile), options: .mappedIfSafe) } catch {
+            throw ModelError("\(directory): cannot read \(weightsFile)")
+        }
+        let tensors = try SafeTensors.decode(weightData).tensors
+        let model = Model(description: desc, tensors: tensors)
+        try model.validate()
+        return model
+    }
+
+    /// The files of a model directory, encoded.
+    public func encodedFiles() throws -> [String: Data] {
+        try validate()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return [
+            Self.descriptionFile: try encoder.encode(description),
+            Self.weightsFile: try SafeTensors.encode(tensors, metadata: ["format": "pt", "producer": "spikeserve"]),
+        ]
+    }
+
+    /// Writes the model into `directory` atomically (see `writeDirectoryAtomically`).
+    public func save(to directory: String, extraFiles: [String: Data] = [:]) throws {
+        try writeDirectoryAtomically(directory, files: encodedFiles().merging(extraFiles) { a, _ in a })
+    }
+}
+
+/// Publishes a directory of files all at once: they are written into a sibling temporary
+/// directory and fsynced, then the directory is renamed into place (replacing an old one), so a
+/// reader — or a restart after a crash — sees either the old or the new contents, never a mix.
+public func writeDirectoryAtomically(_ directory: String, files: [String: Data]) throws {
+    let fm = FileManager.default
+    let target = URL(fileURLWithPath: directory).standardizedFileURL
+    let parent = target.deletingLastPathComponent()
+    try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+    let tmp = parent.appendingPathComponent(".\(target.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))")
+    try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+    for (name, data) in files { try writeDurably(data, to: tmp.appendingPathComponent(name)) }
+    fsyncPath(tmp.path)
+    if fm.fileExists(atPath: target.path) {
+        let old = parent.appendingPathComponent(".\(target.lastPathComponent).old-\(UUID().uuidString.prefix(8))")
+        try fm.moveItem(at: target, to: old)
+        try fm.moveItem(at: tmp, to: target)
+        try? fm.removeItem(at: old)
+    } else {
+        try fm.moveItem(at: tmp, to: target)
+    }
+    fsyncPath(parent.path)
+}
+
+func describe(_ error: any Error) -> String {
+    switch error {
+    case DecodingError.keyNotFound(let key, let ctx):
+        return "missing field '\(key.stringValue)' at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
+    case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx), DecodingError.dataCorrupted(let ctx):
+        return "\(ctx.debugDescription) at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
+    default:
+        return "\(error)"
+    }
+}
+
+/// Writes a file and fsyncs it, so a rename after it publishes complete contents even after a crash.
+public func writeDurably(_ data: Data, to url: URL) throws {
+    try data.write(to: url)
+    fsyncPath(url.path)
+}
+
+public func fsyncPath(_ path: String) {
+    let fd = open(path, O_RDONLY)
+    if fd >= 0 {
+        _ = fsync(fd)
+        close(fd)
+    }
+}
+
+extension [LayerSpec] {
+    func containsKind(_ kind: LayerSpec.Kind) -> Bool {
+        contains { $0.type == kind || ($0.body ?? []).containsKind(kind) || ($0.shortcut ?? []).containsKind(kind) }
+    }
+}

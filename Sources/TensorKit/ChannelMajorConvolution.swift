@@ -1,0 +1,141 @@
+import NativeBridge
+
+// Channel-major ("CNHW") convolution for the SNN engine. An SNN simulates T·b frames per layer;
+// keeping them as `[channels, frames, h, w]` means the GEMM's natural output `[outC, frames·oh·ow]`
+// *is* the next layer's layout, so no transposes are needed between layers, and a spiking layer's
+// recurrence over t reads contiguous `[frames of step t]` blocks per channel.
+
+/// im2col from a channel-major input.
+///
+/// - `input`: `[c, frames, h, w]`, of which frames `first..<first+count` are unfolded.
+/// - `columns`: `[c·kh·kw, count·oh·ow]`; the column of output pixel (oy, ox) of frame f is
+///   `(f − first)·oh·ow + oy·ow + ox`.
+public func im2colChannelMajor(
+    _ input: UnsafePointer<Float>, frames: Int, first: Int, count: Int, height h: Int, width w: Int,
+    geometry g: Conv2DGeometry, columns: UnsafeMutablePointer<Float>
+) {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let plane = oh * ow
+    let rowLength = count * plane
+    let out = SharedPointer(columns)
+    let src = SharedPointer(UnsafeMutablePointer(mutating: input))
+    Parallel.forEach(g.patchSize, grain: max(1, 65536 / max(1, rowLength))) { rows in
+        for row in rows {
+            let kx = row % g.kernelWidth
+            let ky = (row / g.kernelWidth) % g.kernelHeight
+            let c = row / (g.kernelWidth * g.kernelHeight)
+            let dstRow = out.base + row * rowLength
+            for i in 0..<count {
+                let plane0 = src.base + (c * frames + first + i) * h * w
+                let dst = dstRow + i * plane
+                unfoldPlane(plane0, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow, into: dst)
+            }
+        }
+    }
+}
+
+/// Writes the `oh×ow` taps (ky, kx) of one input plane, zero outside the image.
+@inline(__always)
+func unfoldPlane(_ src: UnsafeMutablePointer<Float>, height h: Int, width w: Int, ky: Int, kx: Int,
+                 geometry g: Conv2DGeometry, outHeight oh: Int, outWidth ow: Int, into dst: UnsafeMutablePointer<Float>) {
+    for oy in 0..<oh {
+        let iy = oy * g.stride - g.padding + ky
+        let d = dst + oy * ow
+        if iy < 0 || iy >= h {
+            d.update(repeating: 0, count: ow)
+            continue
+        }
+        let srcRow = src + iy * w
+        if g.stride == 1 {
+            let lo = max(0, g.padding - kx)
+            let hi = min(ow, w + g.padding - kx)
+            if lo > 0 { d.update(repeating: 0, count: lo) }
+            if hi > lo { d.advanced(by: lo).update(from: srcRow + (lo - g.padding + kx), count: hi - lo) }
+            if hi < ow { d.advanced(by: max(hi, lo)).update(repeating: 0, count: ow - max(hi, lo)) }
+        } else {
+            for ox in 0..<ow {
+                let ix = ox * g.stride - g.padding + kx
+                d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
+            }
+        }
+    }
+}
+
+/// Adjoint of `im2colChannelMajor`: accumulates columns back into `gradInput` `[c, frames, h, w]`.
+public func col2imChannelMajor(
+    _ columns: UnsafePointer<Float>, frames: Int, first: Int, count: Int, height h: Int, width w: Int,
+    geometry g: Conv2DGeometry, gradInput: UnsafeMutablePointer<Float>
+) {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let plane = oh * ow
+    let rowLength = count * plane
+    let dst = SharedPointer(gradInput)
+    let cols = SharedPointer(UnsafeMutablePointer(mutating: columns))
+    let taps = g.kernelHeight * g.kernelWidth
+    Parallel.forEach(g.inChannels) { channels in
+        for c in channels {
+            for tap in 0..<taps {
+                let ky = tap / g.kernelWidth, kx = tap % g.kernelWidth
+                let srcRow = cols.base + (c * taps + tap) * rowLength
+                for i in 0..<count {
+                    let plane0 = dst.base + (c * frames + first + i) * h * w
+                    let s = srcRow + i * plane
+                    for oy in 0..<oh {
+                        let iy = oy * g.stride - g.padding + ky
+                        if iy < 0 || iy >= h { continue }
+                        let d = plane0 + iy * w
+                        let sr = s + oy * ow
+                        for ox in 0..<ow {
+                            let ix = ox * g.stride - g.padding + kx
+                            if ix >= 0 && ix < w { d[ix] += sr[ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Convolution of channel-major frames: `input` `[inC, frames, h, w]` → `output` `[outC, frames, oh, ow]`.
+/// One sgemm per chunk of frames writes straight into the output (row stride frames·oh·ow).
+public func conv2dChannelMajor(
+    _ input: UnsafePointer<Float>, frames: Int, height h: Int, width w: Int,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
+    output: UnsafeMutablePointer<Float>, workspace: inout Workspace
+) {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let plane = oh * ow
+    let chunk = imagesPerChunk(g, height: h, width: w, images: frames)
+    Workspace.ensure(&workspace.columns, g.patchSize * chunk * plane)
+    let ldc = frames * plane
+    workspace.columns.withUnsafeMutableBufferPointer { colsBuf in
+        var start = 0
+        while start < frames {
+            let count = min(chunk, frames - start)
+            let cols = count * plane
+            let b: UnsafePointer<Float>
+            if g.kernelHeight == 1 && g.kernelWidth == 1 && g.stride == 1 && g.padding == 0 {
+                // A 1×1 convolution's columns are the input itself: [inC, frames·plane] with stride ldc.
+                b = input + start * plane
+                BLAS.sgemm(m: g.outChannels, n: cols, k: g.patchSize, a: weight, lda: g.patchSize,
+                           b: b, ldb: frames * h * w, c: output + start * plane, ldc: ldc)
+            } else {
+                im2colChannelMajor(input, frames: frames, first: start, count: count, height: h, width: w,
+                                   geometry: g, columns: colsBuf.baseAddress!)
+                BLAS.sgemm(m: g.outChannels, n: cols, k: g.patchSize, a: weight, lda: g.patchSize,
+                           b: colsBuf.baseAddress!, ldb: cols, c: output + start * plane, ldc: ldc)
+            }
+            start += count
+        }
+    }
+    if let bias {
+        let out = SharedPointer(output)
+        Parallel.forEach(g.outChannels) { channels in
+            for o in channels {
+                let v = bias[o]
+                let row = out.base + o * ldc
+                for j in 0..<ldc { row[j] += v }
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import SNN
+import TensorKit
+
+struct ClassifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify",
+        abstract: "Classify image files with a converted model under a time-step budget.")
+
+    @Argument(help: "Model directory.")
+    var modelDirectory: String
+
+    @Argument(help: "JPEG or PNG files.")
+    var images: [String]
+
+    @Option(help: "Time-step budget T (default: the model's).")
+    var timesteps: Int?
+
+    @Option(help: "How many classes to report per image.")
+    var topK = 3
+
+    @Option(help: "Seed of the Poisson input.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let model = try Model.load(from: modelDirectory)
+        guard let snn = model.description.snn else { throw ValidationError("\(modelDirectory) is not a converted SNN") }
+        let t = timesteps ?? snn.defaultTimesteps
+        guard t >= 1 && t <= snn.maxTimesteps else { throw ValidationError("--timesteps must be in 1...\(snn.maxTimesteps)") }
+        let spec = model.description.inputSpec
+        var input = Tensor(shape: [images.count, spec.channels, spec.height, spec.width])
+        for (i, path) in images.enumerated() {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+            let image = try ImageDecoder.decode([UInt8](data), grayscale: spec.channels == 1).prepared(for: spec)
+            input.withUnsafeMutablePointer { image.normalized(spec, into: $0 + i * spec.count) }
+        }
+        var engine = try SpikingEngine(model: model)
+        let r = engine.run(input, options: .init(timesteps: t, seeds: images.indices.map { UInt64($0) &+ seed }))
+        var results: [[String: Any]] = []
+        for (i, path) in images.enumerated() {
+            let scores = r.scores(image: i)
+            let top = scores.indices.sorted { scores[$0] > scores[$1] }.prefix(max(1, topK))
+            let predictions = top.map { ["label": model.description.labels[$0], "index": $0, "score": Double(scores[$0])] as [String: Any] }
+            results.append(["image": path, "predictions": predictions, "spike_count": r.spikes[i], "synaptic_ops": r.synapticOps[i]])
+            if !json {
+                let text = top.map { String(format: "%@ %.3f", model.description.labels[$0], scores[$0]) }.joined(separator: ", ")
+                print("\(path): \(text)")
+            }
+        }
+        if json { try printJSON(["model": model.description.name, "timesteps": t, "results": results]) }
+    }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import SNN
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a trained ANN into an SNN by threshold balancing (stage 2 of the hybrid method).")
+
+    @Argument(help: "The trained ANN's model directory.")
+    var annDirectory: String
+
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: "Output model directory.")
+    var out: String
+
+    @Option(help: "Scaling factor applied to each balanced threshold.")
+    var scale: Float = 0.7
+
+    @Option(help: "Use this percentile (0-100] of positive input currents instead of the maximum.")
+    var percentile: Float?
+
+    @Option(help: "Training images the thresholds are measured on.")
+    var calibrationImages = 512
+
+    @Option(help: "Time steps simulated while measuring.")
+    var calibrationTimesteps = 64
+
+    @Option(help: "Default time steps of the converted model.")
+    var defaultTimesteps = 32
+
+    @Option(help: "Largest time-step budget a request may ask for.")
+    var maxTimesteps = 512
+
+    @Option(help: "Membrane leak (1 = integrate-and-fire).")
+    var leak: Float = 1
+
+    @Option(help: "Input encoding: poisson or direct.")
+    var encoding: String = "poisson"
+
+    @Option(parsing: .upToNextOption, help: "Evaluate the converted model on the validation split at these time steps and record the accuracies.")
+    var evaluateTimesteps: [Int] = []
+
+    @Option(help: "Images evaluated per time-step budget (default: the whole validation split).")
+    var evaluateLimit: Int?
+
+    func run() throws {
+        let ann = try Model.load(from: annDirectory)
+        let folder = try dataOptions.folder()
+        let (trainFolder, valFolder) = folder.split(validationFraction: dataOptions.validationSplit, seed: dataOptions.splitSeed)
+        let spec = ann.description.inputSpec
+        let calibration = try loadSet(trainFolder.subset(limit: calibrationImages, seed: 1), spec: spec, what: "calibration")
+        var config = Converter.Configuration()
+        config.scale = scale
+        config.percentile = percentile
+        config.calibrationImages = calibrationImages
+        config.calibrationTimesteps = calibrationTimesteps
+        config.defaultTimesteps = defaultTimesteps
+        config.maxTimesteps = maxTimesteps
+        config.leak = leak
+        guard let enc = SNNConfig.Encoding(rawValue: encoding) else { throw ValidationError("--encoding must be poisson or direct") }
+        config.encoding = enc
+        var snn = try Converter.convert(ann, calibration: calibration, configuration: config, log: stderrLine)
+        snn.description.provenance.commands.append(invocation)
+        if !evaluateTimesteps.isEmpty {
+            var val = valFolder
+            if let evaluateLimit { val = val.subset(limit: evaluateLimit, seed: 2) }
+            let valSet = try loadSet(val, spec: spec, what: "validation")
+            for t in evaluateTimesteps {
+                let r = try Evaluator.evaluateSNN(snn, on: valSet, timesteps: t)
+                snn.description.provenance.accuracies["snn_t\(t)"] = r.accuracy
+                stderrLine(String(format: "T=%d: accuracy %.2f%% (%.0f images/s)", t, 100 * r.accuracy, r.imagesPerSecond))
+            }
+        }
+        try snn.save(to: out)
+        print("saved \(out) with thresholds \(snn.description.snn!.thresholds.map { String(format: "%.3f", $0) }.joined(separator: ", "))")
+    }
+}

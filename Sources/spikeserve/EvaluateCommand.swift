@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import SNN
+
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Measure a model's accuracy on an ImageFolder data set, as an SNN (default) or as its ANN.")
+
+    @Argument(help: "Model directory.")
+    var modelDirectory: String
+
+    @Option(help: "ImageFolder directory; every image in it is evaluated unless --split validation.")
+    var data: String
+
+    @Option(help: "Time-step budget T (default: the model's).")
+    var timesteps: Int?
+
+    @Option(help: "Evaluate at most N images (a seeded subset).")
+    var limit: Int?
+
+    @Flag(help: "Evaluate the ANN instead of the SNN.")
+    var ann = false
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    @Option(help: "all, or validation: only the validation split (--validation-split, --split-seed) of a training folder.")
+    var split = "all"
+
+    @Option(help: "Fraction held out when --split validation.")
+    var validationSplit = 0.1
+
+    @Option(help: "Seed of the split when --split validation.")
+    var splitSeed: UInt64 = 0
+
+    @Option(help: "Images per engine call.")
+    var batchSize = 100
+
+    @Flag(help: "Simulate with the reference implementation's one-step lag per layer.")
+    var lagged = false
+
+    @Option(help: "Seed of the Poisson input.")
+    var seed: UInt64 = 0
+
+    func run() throws {
+        let model = try Model.load(from: modelDirectory)
+        var folder = try ImageFolder(root: data)
+        if split == "validation" {
+            folder = folder.split(validationFraction: validationSplit, seed: splitSeed).validation
+        } else if split != "all" {
+            throw ValidationError("--split must be all or validation")
+        }
+        guard folder.classes == model.description.labels else {
+            throw ValidationError("the data's classes \(folder.classes) differ from the model's labels \(model.description.labels)")
+        }
+        if let limit { folder = folder.subset(limit: limit, seed: 2) }
+        let set = try loadSet(folder, spec: model.description.inputSpec, what: "evaluation")
+        if ann {
+            let r = Evaluator.evaluateANN(model, on: set, batchSize: batchSize)
+            let out: [String: Any] = ["accuracy": r.accuracy, "images": set.count, "images_per_second": r.imagesPerSecond, "mode": "ann"]
+            if json { try printJSON(out) } else {
+                print(String(format: "ANN accuracy %.2f%% on %d images (%.0f images/s)", 100 * r.accuracy, set.count, r.imagesPerSecond))
+            }
+            return
+        }
+        let t = timesteps ?? model.description.snn?.defaultTimesteps ?? 32
+        let r = try Evaluator.evaluateSNN(model, on: set, timesteps: t, batchSize: batchSize, lagged: lagged, seed: seed)
+        let out: [String: Any] = [
+            "accuracy": r.accuracy, "images": set.count, "timesteps": t, "images_per_second": r.imagesPerSecond,
+            "spike_rate_per_layer": r.spikeRates, "synaptic_ops_per_image": r.synapticOpsPerImage, "mode": "snn",
+            "lagged": lagged,
+        ]
+        if json { try printJSON(out) } else {
+            print(String(format: "SNN accuracy %.2f%% on %d images at T=%d (%.0f images/s, %.3g synaptic ops/image)",
+                         100 * r.accuracy, set.count, t, r.imagesPerSecond, r.synapticOpsPerImage))
+            print("spike rate per layer: " + r.spikeRates.map { String(format: "%.4f", $0) }.joined(separator: " "))
+        }
+    }
+}

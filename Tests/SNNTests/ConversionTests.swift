@@ -1,0 +1,121 @@
+import Foundation
+import Imaging
+import Testing
+import TensorKit
+@testable import SNN
+
+@Suite struct ConversionTests {
+    /// With direct input coding the first spiking layer's current is W·x at every step, so its
+    /// balanced threshold must be scale × the largest W·x over the calibration images.
+    @Test func firstThresholdIsScaledMaximumCurrent() throws {
+        let folder = try ImageFolder(root: fixturePath("mnist-small"))
+        let ann = try Model.initialized(name: "m", architecture: "mnist-cnn", labels: folder.classes, seed: 5)
+        let set = try ImageSet.load(folder.subset(limit: 40), spec: ann.description.inputSpec)
+        var config = Converter.Configuration()
+        config.calibrationImages = 40
+        config.calibrationTimesteps = 4
+        config.encoding = .direct
+        config.scale = 0.7
+        let snn = try Converter.convert(ann, calibration: set, configuration: config)
+        var rng = SeededGenerator(seed: 0)
+        let (x, _) = set.batch(0..<40, generator: &rng)
+        var ws = Workspace()
+        let current = conv2d(x, weight: ann.tensors["features.0.weight"]!, geometry: ann.description.layers[0].convGeometry, workspace: &ws)
+        let expected = 0.7 * current.scalars.max()!
+        #expect(abs(snn.description.snn!.thresholds[0] - expected) < 1e-4 * expected)
+        #expect(snn.description.snn!.thresholds.count == 3)
+        #expect(snn.description.snn!.thresholds.allSatisfy { $0 > 0 })
+    }
+
+    @Test func percentileThresholdsAreBelowTheMaximum() throws {
+        let folder = try ImageFolder(root: fixturePath("mnist-small"))
+        let ann = try Model.initialized(name: "m", architecture: "mnist-cnn", labels: folder.classes, seed: 5)
+        let set = try ImageSet.load(folder.subset(limit: 20), spec: ann.description.inputSpec)
+        var config = Converter.Configuration()
+        config.calibrationImages = 20
+        config.calibrationTimesteps = 4
+        let byMax = try Converter.convert(ann, calibration: set, configuration: config)
+        config.percentile = 99
+        let byPercentile = try Converter.convert(ann, calibration: set, configuration: config)
+        #expect(byPercentile.description.snn!.thresholds[0] < byMax.description.snn!.thresholds[0])
+    }
+
+    /// Folding batch norm into the convolution leaves the ANN's inference output unchanged.
+    @Test func batchNormFoldingPreservesTheFunction() throws {
+        var model = try Model.initialized(name: "m", architecture: "cifar-cnn", labels: (0..<10).map(String.init), batchNorm: true, seed: 2)
+        var rng = SeededGenerator(seed: 4)
+        for (name, t) in model.tensors where name.contains("running") || (t.rank == 1 && !name.contains("classifier")) {
+            model.tensors[name] = Tensor(shape: t.shape, scalars: t.scalars.map { _ in name.contains("var") || name.hasSuffix("weight") ? 0.5 + rng.nextUnitFloat() : rng.nextUnitFloat() - 0.5 })
+        }
+        let folded = try Converter.foldBatchNorm(model)
+        #expect(!folded.description.layers.containsKind(.batchnorm))
+        var x = Tensor(shape: [2, 3, 32, 32])
+        for i in 0..<x.count { x.scalars[i] = rng.nextUnitFloat() }
+        var runner = ANNRunner()
+        var noTape: [ANNRunner.TapeEntry]? = nil
+        var t1 = model.tensors, t2 = folded.tensors
+        let a = runner.forward(model.description.layers, x, tensors: &t1, generator: &rng, tape: &noTape)
+        let b = runner.forward(folded.description.layers, x, tensors: &t2, generator: &rng, tape: &noTape)
+        let scale = a.scalars.map(abs).max()!
+        #expect(zip(a.scalars, b.scalars).allSatisfy { abs($0 - $1) <= 1e-4 * scale })
+    }
+}
+
+@Suite struct ANNTrainingTests {
+    /// A few epochs on 200 MNIST images must beat chance by far and be reproducible from the seed.
+    @Test func trainingLearnsAndIsDeterministic() throws {
+        let folder = try ImageFolder(root: fixturePath("mnist-small"))
+        let model = try Model.initialized(name: "m", architecture: "mnist-cnn", labels: folder.classes, seed: 1)
+        let set = try ImageSet.load(folder, spec: model.description.inputSpec)
+        var config = ANNTrainer.Configuration()
+        config.epochs = 3
+        config.batchSize = 20
+        config.learningRate = 0.02
+        func run() throws -> (Double, ANNTrainer) {
+            var trainer = ANNTrainer(model: model, configuration: config)
+            try trainer.train(train: set, validation: set, checkpointDirectory: nil) { _ in }
+            return (trainer.evaluate(set), trainer)
+        }
+        let (accuracy, trainer) = try run()
+        #expect(accuracy > 0.6, "accuracy \(accuracy) after 3 epochs")
+        let (again, _) = try run()
+        #expect(again == accuracy)
+        #expect(trainer.history.count == 3)
+    }
+
+    @Test func resumeContinuesFromTheCheckpoint() throws {
+        let folder = try ImageFolder(root: fixturePath("mnist-small"))
+        let model = try Model.initialized(name: "m", architecture: "mnist-cnn", labels: folder.classes, seed: 1)
+        let set = try ImageSet.load(folder.subset(limit: 60), spec: model.description.inputSpec)
+        var config = ANNTrainer.Configuration()
+        config.epochs = 2
+        config.batchSize = 20
+        let dir = temporaryDirectory("resume") + "/ckpt"
+        // Straight through…
+        var straight = ANNTrainer(model: model, configuration: config)
+        try straight.train(train: set, validation: nil, checkpointDirectory: nil) { _ in }
+        // …versus one epoch, a checkpoint, and a resumed second epoch.
+        var first = ANNTrainer(model: model, configuration: config)
+        first.configuration.epochs = 1
+        try first.train(train: set, validation: nil, checkpointDirectory: dir) { _ in }
+        var second = ANNTrainer(model: model, configuration: config)
+        try second.resume(from: dir)
+        #expect(second.completedEpochs == 1)
+        try second.train(train: set, validation: nil, checkpointDirectory: dir) { _ in }
+        for (name, t) in straight.model.tensors {
+            let other = second.model.tensors[name]!
+            #expect(zip(t.scalars, other.scalars).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) }, "\(name)")
+        }
+    }
+
+    @Test func cancellationStopsBetweenBatches() throws {
+        struct Cancelled: CancellationCheck { var isCancelled: Bool { true } }
+        let folder = try ImageFolder(root: fixturePath("mnist-small"))
+        let model = try Model.initialized(name: "m", architecture: "mnist-cnn", labels: folder.classes, seed: 1)
+        let set = try ImageSet.load(folder.subset(limit: 20), spec: model.description.inputSpec)
+        var trainer = ANNTrainer(model: model, configuration: .init())
+        #expect(throws: TrainingCancelled.self) {
+            try trainer.train(train: set, validation: nil, checkpointDirectory: nil, cancellation: Cancelled()) { _ in }
+        }
+    }
+}

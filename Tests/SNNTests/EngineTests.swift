@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import TensorKit
+@testable import SNN
+
+@Suite struct EngineTests {
+    /// Two inputs → one integrate-and-fire neuron (θ = 1) → one output, direct input coding.
+    /// Input current 0.4 + 0.3 = 0.7 per step: u = 0.7, 1.4 (spike), 1.1 (spike, after reset 0.1+... )
+    /// Worked by hand: u_t = u_{t−1} + 0.7 − o_{t−1}:
+    ///   t=1: 0.7 → 0;  t=2: 1.4 → 1;  t=3: 1.4 + 0.7 − 1 = 1.1 → 1;  t=4: 1.1 + 0.7 − 1 = 0.8 → 0;
+    ///   t=5: 1.5 → 1;  t=6: 1.2 → 1;  t=7: 0.9 → 0;  t=8: 1.6 → 1.   Spikes: 5 of 8.
+    /// The output weight 2 integrates them: potential 10.
+    @Test func twoLayerSpikeCountsByHand() throws {
+        let input = InputDescription(channels: 2, height: 1, width: 1, mean: [0, 0], std: [1, 1])
+        let model = makeModel(
+            input: input, labels: 1,
+            layers: [.flatten, .linear("fc1", 2, 1), .relu, .linear("fc2", 1, 1)],
+            tensors: ["fc1.weight": Tensor(shape: [1, 2], scalars: [1, 1]), "fc2.weight": Tensor(shape: [1, 1], scalars: [2])],
+            thresholds: [1])
+        try model.validate()
+        var engine = try SpikingEngine(model: model)
+        let r = engine.run(Tensor(shape: [1, 2, 1, 1], scalars: [0.4, 0.3]), options: .init(timesteps: 8, trace: true))
+        #expect(r.spikes == [5])
+        #expect(abs(r.potentials.scalars[0] - 10) < 1e-5)
+        #expect(r.trace![0].map { $0[0] } == [0, 2, 4, 4, 6, 8, 8, 10])
+        // Two inputs × 8 steps of direct input enter fc1 (fan-out 1); 5 spikes enter fc2 (fan-out 1).
+        #expect(r.synapticOps == [16 + 5])
+        #expect(abs(r.spikeRates[0] - 5.0 / 8) < 1e-9)
+    }
+
+    @Test func leakyNeuronByHand() throws {
+        // leak 0.5, constant current 0.75, θ = 1: u = 0.75, 1.125 (spike), 0.5625+0.75−1 = 0.3125, …
+        let input = InputDescription(channels: 1, height: 1, width: 1, mean: [0], std: [1])
+        let model = makeModel(
+            input: input, labels: 1, layers: [.flatten, .linear("fc1", 1, 1), .relu, .linear("fc2", 1, 1)],
+            tensors: ["fc1.weight": Tensor(shape: [1, 1], scalars: [1]), "fc2.weight": Tensor(shape: [1, 1], scalars: [1])],
+            thresholds: [1], leak: 0.5)
+        var engine = try SpikingEngine(model: model)
+        let r = engine.run(Tensor(shape: [1, 1, 1, 1], scalars: [0.75]), options: .init(timesteps: 4, trace: true))
+        // t=3: 0.5·1.125 + 0.75 − 1 = 0.3125; t=4: 0.15625 + 0.75 = 0.90625 → no spike.
+        #expect(r.trace![0].map { $0[0] } == [0, 1, 1, 1])
+    }
+
+    /// The time-batched engine agrees exactly with a plain per-step simulation on a small CNN
+    /// (conv, pool, conv, flatten, linear) under Poisson input. Dyadic weights make every sum exact.
+    @Test(arguments: [1, 3, 16])
+    func agreesWithPerStepReference(timesteps: Int) throws {
+        let input = InputDescription(channels: 2, height: 8, width: 8, mean: [0, 0], std: [1, 1])
+        let layers: [LayerSpec] = [
+            .conv("c1", 2, 4), .relu, .avgPool(), .conv("c2", 4, 6), .relu, .dropout(0.3), .avgPool(), .flatten,
+            .linear("f1", 24, 5), .relu, .linear("f2", 5, 3),
+        ]
+        let tensors = ["c1.weight": dyadicTensor([4, 2, 3, 3], seed: 1), "c2.weight": dyadicTensor([6, 4, 3, 3], seed: 2),
+                       "f1.weight": dyadicTensor([5, 24], seed: 3), "f2.weight": dyadicTensor([3, 5], seed: 4)]
+        let model = makeModel(input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.875, 0.5, 0.625],
+                              encoding: .poisson)
+        try model.validate()
+        var x = dyadicTensor([5, 2, 8, 8], seed: 9)
+        for i in 0..<x.count { x.scalars[i] *= 1.5 }
+        let seeds: [UInt64] = [11, 12, 13, 14, 15]
+        var engine = try SpikingEngine(model: model)
+        engine.maxFrameFloats = 4000  // force several image chunks
+        let r = engine.run(x, options: .init(timesteps: timesteps, seeds: seeds))
+        let reference = PerStepReference(model: model).run(x, timesteps: timesteps, seeds: seeds)
+        #expect(r.spikes == reference.spikes)
+        #expect(r.spikes.reduce(0, +) > 0, "the test network must actually spike")
+        for i in 0..<5 {
+            for k in 0..<3 { #expect(r.potentials[i, k] == reference.potentials[i][k]) }
+        }
+    }
+
+    @Test func poissonInputIsSeededAndSigned() {
+        var frames = [Float](repeating: 0, count: 2 * 1000)
+        let x: [Float] = (0..<1000).map { $0 % 2 == 0 ? 0.3 : -0.3 }
+        x.withUnsafeBufferPointer { xp in
+            frames.withUnsafeMutableBufferPointer {
+                InputEncoder.encode(xp.baseAddress!, images: 1, features: 1000, timesteps: 2, encoding: .poisson, seeds: [7], into: $0.baseAddress!)
+            }
+        }
+        var again = frames
+        x.withUnsafeBufferPointer { xp in
+            again.withUnsafeMutableBufferPointer {
+                InputEncoder.encode(xp.baseAddress!, images: 1, features: 1000, timesteps: 2, encoding: .poisson, seeds: [7], into: $0.baseAddress!)
+            }
+        }
+        #expect(frames == again)
+        let positives = stride(from: 0, to: 2000, by: 2).filter { frames[$0] == 1 }.count
+        #expect(stride(from: 0, to: 2000, by: 2).allSatisfy { frames[$0] >= 0 })
+        #expect(stride(from: 1, to: 2000, by: 2).allSatisfy { frames[$0] <= 0 })
+        // 1000 Bernoulli(0.3) draws: mean 300, sd ≈ 14.5.
+        #expect(abs(positives - 300) < 60)
+    }
+
+    @Test func laggedSimulationDelaysEachLayerByOneStep() throws {
+        let input = InputDescription(channels: 1, height: 1, width: 1, mean: [0], std: [1])
+        let model = makeModel(
+            input: input, labels: 1, layers: [.flatten, .linear("fc1", 1, 1), .relu, .linear("fc2", 1, 1)],
+            tensors: ["fc1.weight": Tensor(shape: [1, 1], scalars: [1]), "fc2.weight": Tensor(shape: [1, 1], scalars: [1])],
+            thresholds: [0.5])
+        var engine = try SpikingEngine(model: model)
+        let plain = engine.run(Tensor(shape: [1, 1, 1, 1], scalars: [1]), options: .init(timesteps: 3, trace: true))
+        let lagged = engine.run(Tensor(shape: [1, 1, 1, 1], scalars: [1]), options: .init(timesteps: 3, trace: true, lagged: true))
+        #expect(plain.trace![0].map { $0[0] } == [1, 2, 3])
+        #expect(lagged.trace![0].map { $0[0] } == [0, 1, 2])
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Reproduces the shipped Models/mnist-cnn: ANN training, conversion, and the accuracy table.
+# Usage: bash scripts/train-mnist.sh [DATA_DIR] [WORK_DIR]
+#   DATA_DIR: the extracted mnist-train ImageFolder (default: extracts ../shared/datasets/mnist-train.tar.gz)
+# Every stage checkpoints; re-running the script resumes where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-}
+work=${2:-/tmp/spikeserve-mnist}
+mkdir -p "$work"
+if [ -z "$data" ]; then
+  data="$work/mnist-train"
+  [ -d "$data" ] || tar -xzf ../shared/datasets/mnist-train.tar.gz -C "$work"
+fi
+swift build -c release --product spikeserve
+bin=$(swift build -c release --show-bin-path)/spikeserve
+
+# 1. ANN: SGD, momentum 0.9, weight decay 5e-4, lr 0.01 decayed ×0.1 at 50% and 75%, crops padded by 2.
+if [ ! -f "$work/ann/model.json" ]; then
+  resume=""
+  [ -d "$work/ann.checkpoint" ] && resume="--resume"
+  "$bin" train --arch mnist-cnn --data "$data" --epochs 15 --batch-size 64 --lr 0.01 --crop-padding 2 \
+    --seed 1 --out "$work/ann" $resume
+fi
+
+# 2. Conversion: threshold balancing at scale 0.7 on 512 training images over 64 steps.
+"$bin" convert "$work/ann" --data "$data" --out "$work/snn" --scale 0.7 --calibration-images 512 \
+  --calibration-timesteps 64 --default-timesteps 32 --evaluate-timesteps 4 8 16 32 64
