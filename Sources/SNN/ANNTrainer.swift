@@ -110,35 +110,28 @@ public struct ANNTrainer {
     struct CheckpointState: Codable {
         var completedEpochs: Int
         var bestValidationAccuracy: Double
-        var optimizerStep: Int
         var history: [[String: Double]]
     }
 
-    static let stateFile = "trainer-state.json"
-    static let optimizerFile = "optimizer.safetensors"
-    static let bestDirectory = "best"
+    static let bestSuffix = "-best"
 
-    /// Writes the weights, the optimizer's moments and the loop state as one atomic directory.
+    /// Writes the weights, the optimizer's moments and the loop state as one atomic directory,
+    /// and the best model so far beside it (`DIRECTORY-best`).
     public func saveCheckpoint(to directory: String) throws {
-        var files = try model.encodedFiles()
-        let state = optimizer.state
-        files[Self.stateFile] = try JSONEncoder().encode(CheckpointState(
-            completedEpochs: completedEpochs, bestValidationAccuracy: bestValidationAccuracy,
-            optimizerStep: state.step, history: history))
-        files[Self.optimizerFile] = try SafeTensors.encode(state.buffers.mapValues { Tensor(shape: [$0.count], scalars: $0) })
-        try writeDirectoryAtomically(directory, files: files)
-        if let bestModel { try bestModel.save(to: directory + "-" + Self.bestDirectory) }
+        try TrainingCheckpoint.save(model: model, optimizer: optimizer.state,
+                                    state: CheckpointState(completedEpochs: completedEpochs, bestValidationAccuracy: bestValidationAccuracy,
+                                                           history: history), to: directory)
+        if let bestModel { try bestModel.save(to: directory + Self.bestSuffix) }
     }
 
     /// Restores a run from `saveCheckpoint`'s directory.
     public mutating func resume(from directory: String) throws {
-        model = try Model.load(from: directory)
-        let state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/" + Self.stateFile)))
-        let buffers = try SafeTensors.decode(Data(contentsOf: URL(fileURLWithPath: directory + "/" + Self.optimizerFile))).tensors
-        optimizer.state = OptimizerState(step: state.optimizerStep, buffers: buffers.mapValues(\.scalars))
+        let (model, optimizerState, state) = try TrainingCheckpoint.load(CheckpointState.self, from: directory)
+        self.model = model
+        optimizer.state = optimizerState
         completedEpochs = state.completedEpochs
         bestValidationAccuracy = state.bestValidationAccuracy
         history = state.history
-        bestModel = (try? Model.load(from: directory + "-" + Self.bestDirectory)) ?? model
+        bestModel = (try? Model.load(from: directory + Self.bestSuffix)) ?? model
     }
 }

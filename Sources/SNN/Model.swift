@@ -44,6 +44,8 @@ public struct SNNConfig: Codable, Sendable, Equatable {
     public var thresholds: [Float]
     /// Membrane leak per step; 1 is integrate-and-fire.
     public var leak: Float
+    /// Per-layer leaks, present once fine-tuning has trained them; overrides `leak`.
+    public var leaks: [Float]?
     public var encoding: Encoding
     public var defaultTimesteps: Int
     public var maxTimesteps: Int
@@ -52,7 +54,7 @@ public struct SNNConfig: Codable, Sendable, Equatable {
     public var conversion: ConversionSettings?
 
     enum CodingKeys: String, CodingKey {
-        case thresholds, leak, encoding, lagged, conversion
+        case thresholds, leak, leaks, encoding, lagged, conversion
         case defaultTimesteps = "default_timesteps", maxTimesteps = "max_timesteps"
     }
 
@@ -182,6 +184,11 @@ public struct Model: Sendable {
             }
             guard snn.thresholds.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw ModelError("model.json: thresholds must be positive") }
             guard snn.leak > 0 && snn.leak <= 1 else { throw ModelError("model.json: snn.leak must be in (0, 1]") }
+            if let leaks = snn.leaks {
+                guard leaks.count == n, leaks.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
+                    throw ModelError("model.json: snn.leaks needs \(n) entries in (0, 1]")
+                }
+            }
             guard snn.defaultTimesteps >= 1, snn.maxTimesteps >= snn.defaultTimesteps else {
                 throw ModelError("model.json: need 1 ≤ default_timesteps ≤ max_timesteps")
             }

@@ -97,7 +97,8 @@ public struct SpikingEngine: Sendable {
         let n = input.shape[0]
         let t = options.timesteps
         let classes = d.labels.count
-        let plan = Plan(thresholds: options.thresholds ?? snn.thresholds, leak: snn.leak, timesteps: t,
+        let thresholds = options.thresholds ?? snn.thresholds
+        let plan = Plan(thresholds: thresholds, leaks: snn.leaks ?? [Float](repeating: snn.leak, count: thresholds.count), timesteps: t,
                         lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe)
         let neuronLayers = d.layers.neuronLayerCount
         var result = Result(
@@ -135,7 +136,7 @@ public struct SpikingEngine: Sendable {
 
     struct Plan {
         var thresholds: [Float]
-        var leak: Float
+        var leaks: [Float]
         var timesteps: Int
         var lagged: Bool
         var stopAfterNeuron: Int?
@@ -190,7 +191,7 @@ public struct SpikingEngine: Sendable {
                 neuronIndex += 1
                 if let observe = plan.observe { x.scalars.withUnsafeBufferPointer { observe(k, $0) } }
                 if let stop = plan.stopAfterNeuron, k >= stop { return nil }
-                let spikes = NeuronDynamics.fire(&x, threshold: plan.thresholds[k], leak: plan.leak)
+                let spikes = NeuronDynamics.fire(&x, threshold: plan.thresholds[k], leak: plan.leaks[k])
                 for i in 0..<x.images { stats.spikes[i] += spikes[i] }
                 stats.events = spikes
                 stats.layerSpikes[k] += spikes.reduce(0, +)

@@ -7,8 +7,8 @@ public struct Workspace: Sendable {
 
     public init() {}
 
-    /// Largest number of floats one im2col buffer may take (32 MiB); bigger batches are chunked.
-    public static let maxColumnFloats = 8 << 20
+    /// Largest number of floats one im2col buffer may take (64 MiB); bigger batches are chunked.
+    public static let maxColumnFloats = 16 << 20
 
     static func ensure(_ buffer: inout [Float], _ count: Int) {
         if buffer.count < count { buffer = [Float](repeating: 0, count: count) }

@@ -162,3 +162,52 @@ import Foundation
         #expect(p[0].scalars.allSatisfy { abs($0) < 0.05 })
     }
 }
+
+@Suite struct ChannelMajorConvolutionTests {
+    /// `[c, frames, h, w]` ↔ NCHW, to compare with the already-checked NCHW kernels.
+    func toChannelMajor(_ x: Tensor) -> [Float] {
+        let (n, c, p) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        var out = [Float](repeating: 0, count: x.count)
+        for i in 0..<n { for ch in 0..<c { for j in 0..<p { out[(ch * n + i) * p + j] = x.scalars[(i * c + ch) * p + j] } } }
+        return out
+    }
+
+    @Test(arguments: [(1, 1, 3), (2, 1, 3), (1, 0, 1)])
+    func forwardAndBackwardMatchNCHW(stride: Int, padding: Int, kernel: Int) {
+        var ws = Workspace()
+        let g = Conv2DGeometry(inChannels: 3, outChannels: 4, kernel: kernel, stride: stride, padding: padding)
+        let x = randomTensor([5, 3, 6, 6], seed: 1)
+        let w = randomTensor([4, 3, kernel, kernel], seed: 2)
+        let y = conv2d(x, weight: w, geometry: g, workspace: &ws)
+        let (oh, ow) = g.outputSize(height: 6, width: 6)
+        var ycm = [Float](repeating: 0, count: 4 * 5 * oh * ow)
+        let xcm = toChannelMajor(x)
+        xcm.withUnsafeBufferPointer { xp in
+            w.withUnsafePointer { wp in
+                ycm.withUnsafeMutableBufferPointer { yp in
+                    conv2dChannelMajor(xp.baseAddress!, frames: 5, height: 6, width: 6, weight: wp, bias: nil, geometry: g,
+                                       output: yp.baseAddress!, workspace: &ws)
+                }
+            }
+        }
+        #expect(zip(ycm, toChannelMajor(y)).allSatisfy { abs($0 - $1) < 1e-4 })
+        let r = randomTensor(y.shape, seed: 3)
+        let reference = conv2dBackward(x, weight: w, gradOutput: r, geometry: g, workspace: &ws)
+        var gw = [Float](repeating: 0, count: w.count), gx = [Float](repeating: 0, count: x.count)
+        let rcm = toChannelMajor(r)
+        xcm.withUnsafeBufferPointer { xp in
+            w.withUnsafePointer { wp in
+                rcm.withUnsafeBufferPointer { rp in
+                    gw.withUnsafeMutableBufferPointer { gwp in
+                        gx.withUnsafeMutableBufferPointer { gxp in
+                            conv2dChannelMajorBackward(xp.baseAddress!, frames: 5, height: 6, width: 6, weight: wp, gradOutput: rp.baseAddress!,
+                                                       geometry: g, gradWeight: gwp.baseAddress!, gradInput: gxp.baseAddress!, workspace: &ws)
+                        }
+                    }
+                }
+            }
+        }
+        #expect(zip(gw, reference.weight.scalars).allSatisfy { abs($0 - $1) < 1e-3 })
+        #expect(zip(gx, toChannelMajor(reference.input!)).allSatisfy { abs($0 - $1) < 1e-4 })
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import Imaging
+import TensorKit
+
+/// STDB fine-tuning of a converted SNN at a small time-step budget: the last stage of the hybrid
+/// method. A library with progress events and cancellation, so the command line and the server's
+/// asynchronous jobs run the same code.
+public struct FineTuner {
+    public struct Configuration: Codable, Sendable {
+        public var timesteps: Int = 8
+        public var epochs: Int = 5
+        public var batchSize: Int = 32
+        /// "adam" (AMSGrad) or "sgd".
+        public var optimizer: String = "adam"
+        public var learningRate: Double = 1e-4
+        public var weightDecay: Double = 5e-4
+        public var decay = StepDecay(milestones: [0.6, 0.8], factor: 0.5)
+        public var surrogate: String = "stdb"
+        public var alpha: Float = 0.3
+        public var beta: Float = 0.01
+        /// Δt of a neuron that has not spiked yet (1 = count from the start; the reference uses 1000).
+        public var silentAge: Float = 1
+        public var trainThresholds = false
+        public var trainLeak = false
+        /// Training images per epoch (a fresh seeded subset each epoch); nil = all.
+        public var limit: Int?
+        public var seed: UInt64 = 0
+        public init() {}
+
+        public var surrogateFunction: Surrogate {
+            surrogate == "linear" ? .linear(alpha: alpha) : .stdb(alpha: alpha, beta: beta, silentAge: silentAge)
+        }
+    }
+
+    public var configuration: Configuration
+    public private(set) var network: STDBNetwork
+    var optimizer: AnyOptimizer
+    public private(set) var completedEpochs = 0
+    public private(set) var bestValidationAccuracy = -1.0
+    public private(set) var bestEpoch = 0
+    public private(set) var bestModel: Model?
+    public private(set) var history: [[String: Double]] = []
+    public private(set) var peakTapeBytes = 0
+    public let baseModel: Model
+
+    public init(model: Model, configuration: Configuration) throws {
+        self.baseModel = model
+        self.configuration = configuration
+        var network = try STDBNetwork(model: model, surrogate: configuration.surrogateFunction)
+        network.trainThresholds = configuration.trainThresholds
+        network.trainLeak = configuration.trainLeak
+        if configuration.trainLeak && network.model.description.snn!.leaks == nil {
+            network.model.description.snn!.leaks = network.leaks
+        }
+        self.network = network
+        let lr = Float(configuration.learningRate), wd = Float(configuration.weightDecay)
+        optimizer = configuration.optimizer == "sgd"
+            ? .sgd(SGD(learningRate: lr, momentum: 0.9, weightDecay: wd))
+            : .adam(Adam(learningRate: lr, weightDecay: wd, amsgrad: true))
+    }
+
+    public var model: Model { network.model }
+    var weightNames: [String] { network.model.description.layers.parameterShapes().map(\.name) }
+
+    /// Runs the remaining epochs; after each one evaluates on `validation`, keeps the best model
+    /// and (if given) writes a checkpoint. Throws `TrainingCancelled` between batches on request.
+    public mutating func run(train: ImageSet, validation: ImageSet?, checkpointDirectory: String?,
+                             cancellation: any CancellationCheck = NeverCancelled(), events: (TrainingEvent) -> Void) throws {
+        let c = configuration
+        let names = weightNames
+        let perEpoch = min(train.count, c.limit ?? train.count)
+        let runStart = nowSeconds()
+        var imagesDone = 0
+        if bestModel == nil, let validation {
+            let base = try Self.accuracy(of: network.model, on: validation, timesteps: c.timesteps)
+            bestValidationAccuracy = base
+            bestModel = network.model
+            events(.message(String(format: "before fine-tuning: validation accuracy %.2f%% at T=%d", 100 * base, c.timesteps)))
+        }
+        while completedEpochs < c.epochs {
+            let epoch = completedEpochs + 1
+            optimizer.learningRate = Float(c.decay.rate(base: c.learningRate, epoch: epoch, totalEpochs: c.epochs))
+            var batches = train.batches(size: c.batchSize, shuffle: true, seed: c.seed, epoch: epoch)
+            batches = Array(batches.prefix((perEpoch + c.batchSize - 1) / c.batchSize))
+            var rng = SeededGenerator(seed: c.seed &+ UInt64(epoch) &* 104_729)
+            let epochStart = nowSeconds()
+            var lossSum = 0.0, correct = 0, seen = 0
+            for (step, indices) in batches.enumerated() {
+                if cancellation.isCancelled { throw TrainingCancelled(epoch: epoch) }
+                let (x, labels) = train.batch(indices, generator: &rng)
+                let seeds = indices.map { UInt64($0) &* 31 &+ UInt64(epoch) &* 1_000_003 &+ c.seed }
+                let r = network.step(x, labels: labels, timesteps: c.timesteps, seeds: seeds, dropoutSeed: rng.next())
+                peakTapeBytes = max(peakTapeBytes, r.tapeBytes)
+                applyUpdate(r, names: names)
+                lossSum += Double(r.loss) * Double(labels.count)
+                correct += r.correct
+                seen += labels.count
+                imagesDone += labels.count
+                let rate = Double(imagesDone) / max(1e-9, nowSeconds() - runStart)
+                let remaining = Double((c.epochs - epoch) * perEpoch + (perEpoch - seen)) / max(1, rate)
+                events(.batch(TrainingProgress(epoch: epoch, totalEpochs: c.epochs, step: step + 1, stepsPerEpoch: batches.count,
+                                               loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen),
+                                               imagesPerSecond: rate, secondsRemaining: remaining)))
+            }
+            var val: Double? = nil
+            if let validation { val = try Self.accuracy(of: network.model, on: validation, timesteps: c.timesteps) }
+            completedEpochs = epoch
+            history.append(["epoch": Double(epoch), "train_loss": lossSum / Double(max(1, seen)),
+                            "train_accuracy": Double(correct) / Double(max(1, seen)), "val_accuracy": val ?? -1,
+                            "images_per_second": Double(seen) / max(1e-9, nowSeconds() - epochStart)])
+            if let val, val > bestValidationAccuracy || bestModel == nil {
+                bestValidationAccuracy = val
+                bestEpoch = epoch
+                bestModel = network.model
+            } else if validation == nil {
+                bestModel = network.model
+                bestEpoch = epoch
+            }
+            events(.epochFinished(epoch: epoch, trainLoss: lossSum / Double(max(1, seen)), trainAccuracy: Double(correct) / Double(max(1, seen)),
+                                  validationAccuracy: val, seconds: nowSeconds() - epochStart))
+            if let checkpointDirectory { try saveCheckpoint(to: checkpointDirectory) }
+        }
+    }
+
+    /// One optimizer step on the weights and, when trainable, the thresholds and leaks.
+    mutating func applyUpdate(_ r: STDBNetwork.StepResult, names: [String]) {
+        var params = names.map { network.model.tensors[$0]! }
+        var grads = names.map { r.gradients[$0] ?? Tensor(shape: network.model.tensors[$0]!.shape) }
+        let c = configuration
+        if c.trainThresholds {
+            params.append(Tensor(shape: [r.thresholdGradients.count], scalars: network.model.description.snn!.thresholds))
+            grads.append(Tensor(shape: [r.thresholdGradients.count], scalars: r.thresholdGradients))
+        }
+        if c.trainLeak {
+            params.append(Tensor(shape: [r.leakGradients.count], scalars: network.model.description.snn!.leaks!))
+            grads.append(Tensor(shape: [r.leakGradients.count], scalars: r.leakGradients))
+        }
+        optimizer.step(&params, gradients: grads)
+        for (n, p) in zip(names, params) { network.model.tensors[n] = p }
+        var extra = names.count
+        if c.trainThresholds {
+            network.model.description.snn!.thresholds = params[extra].scalars.map { max($0, 1e-3) }
+            extra += 1
+        }
+        if c.trainLeak { network.model.description.snn!.leaks = params[extra].scalars.map { min(1, max($0, 0.05)) } }
+    }
+
+    /// SNN accuracy with fixed Poisson seeds, so epochs are compared on identical inputs.
+    public static func accuracy(of model: Model, on data: ImageSet, timesteps: Int) throws -> Double {
+        try Evaluator.evaluateSNN(model, on: data, timesteps: timesteps, batchSize: 100).accuracy
+    }
+
+    /// The best epoch's model with provenance recording the fine-tuning.
+    public func finishedModel(dataDescription: String, command: String?) -> Model {
+        var m = bestModel ?? network.model
+        let c = configuration
+        m.description.snn!.defaultTimesteps = c.timesteps
+        var p = m.description.provenance
+        p.baseModel = baseModel.description.name
+        p.createdAt = isoNow()
+        p.notes["finetune_data"] = dataDescription
+        p.notes["finetune_timesteps"] = String(c.timesteps)
+        p.notes["finetune_epochs"] = String(c.epochs)
+        p.notes["finetune_best_epoch"] = String(bestEpoch)
+        p.notes["finetune_surrogate"] = c.surrogate == "linear" ? "linear(alpha=\(c.alpha))" : "stdb(alpha=\(c.alpha), beta=\(c.beta), silent_age=\(c.silentAge))"
+        p.notes["finetune_optimizer"] = "\(c.optimizer) lr=\(c.learningRate) weight_decay=\(c.weightDecay) batch=\(c.batchSize)"
+        if bestValidationAccuracy >= 0 { p.accuracies["hybrid_t\(c.timesteps)"] = bestValidationAccuracy }
+        if let command { p.commands.append(command) }
+        m.description.provenance = p
+        return m
+    }
+
+    // MARK: checkpoints
+
+    struct CheckpointState: Codable {
+        var completedEpochs: Int
+        var bestValidationAccuracy: Double
+        var bestEpoch: Int
+        var history: [[String: Double]]
+    }
+
+    static let bestSuffix = "-best"
+
+    public func saveCheckpoint(to directory: String) throws {
+        try TrainingCheckpoint.save(model: network.model, optimizer: optimizer.state,
+                                    state: CheckpointState(completedEpochs: completedEpochs, bestValidationAccuracy: bestValidationAccuracy,
+                                                           bestEpoch: bestEpoch, history: history), to: directory)
+        if let bestModel { try bestModel.save(to: directory + Self.bestSuffix) }
+    }
+
+    public mutating func resume(from directory: String) throws {
+        let (model, optimizerState, state) = try TrainingCheckpoint.load(CheckpointState.self, from: directory)
+        network.model = model
+        optimizer.state = optimizerState
+        completedEpochs = state.completedEpochs
+        bestValidationAccuracy = state.bestValidationAccuracy
+        bestEpoch = state.bestEpoch
+        history = state.history
+        bestModel = (try? Model.load(from: directory + Self.bestSuffix)) ?? model
+    }
+}

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import SNN
+
+struct FinetuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Fine-tune a converted SNN with STDB (spike-timing-dependent backpropagation) at a small time-step budget.",
+        discussion: "Checkpoints after every epoch into OUT.checkpoint; --resume continues from there. OUT receives the best epoch by validation accuracy.")
+
+    @Argument(help: "The converted model directory.")
+    var modelDirectory: String
+
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: "Time steps simulated per training image (the budget being trained for).")
+    var timesteps = 8
+
+    @Option(help: "Epochs.")
+    var epochs = 5
+
+    @Option(help: "Output model directory.")
+    var out: String
+
+    @Option(help: "Surrogate gradient: stdb or linear.")
+    var surrogate = "stdb"
+
+    @Option(help: "Surrogate scale α.")
+    var alpha: Float = 0.3
+
+    @Option(help: "STDB decay β (per step since the last spike).")
+    var beta: Float = 0.01
+
+    @Option(help: "STDB: Δt of a neuron that has not spiked yet (1 counts from the simulation start; the reference implementation uses 1000).")
+    var silentAge: Float = 1
+
+    @Option(help: "Learning rate.")
+    var lr = 1e-4
+
+    @Option(help: "adam (AMSGrad) or sgd.")
+    var optimizer = "adam"
+
+    @Option(help: "L2 weight decay.")
+    var weightDecay = 5e-4
+
+    @Option(help: "Mini-batch size.")
+    var batchSize = 32
+
+    @Option(help: "Training images per epoch (a fresh seeded subset each epoch).")
+    var limit: Int?
+
+    @Option(help: "Validation images evaluated after each epoch (default: the whole split).")
+    var validationLimit: Int?
+
+    @Option(help: "Seed for batching, dropout masks and Poisson input.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Train each spiking layer's threshold too (DIET-SNN style).")
+    var trainThresholds = false
+
+    @Flag(help: "Train each spiking layer's leak too (DIET-SNN style).")
+    var trainLeak = false
+
+    @Flag(help: "Continue from OUT.checkpoint.")
+    var resume = false
+
+    func run() throws {
+        guard ["stdb", "linear"].contains(surrogate) else { throw ValidationError("--surrogate must be stdb or linear") }
+        guard ["adam", "sgd"].contains(optimizer) else { throw ValidationError("--optimizer must be adam or sgd") }
+        let model = try Model.load(from: modelDirectory)
+        guard let snn = model.description.snn else { throw ValidationError("\(modelDirectory) is not a converted SNN") }
+        guard timesteps >= 1 && timesteps <= snn.maxTimesteps else { throw ValidationError("--timesteps must be in 1...\(snn.maxTimesteps)") }
+        let folder = try dataOptions.folder()
+        guard folder.classes == model.description.labels else {
+            throw ValidationError("the data's classes \(folder.classes) differ from the model's labels \(model.description.labels)")
+        }
+        let (trainFolder, valFolderAll) = folder.split(validationFraction: dataOptions.validationSplit, seed: dataOptions.splitSeed)
+        var valFolder = valFolderAll
+        if let validationLimit { valFolder = valFolder.subset(limit: validationLimit, seed: 2) }
+        let spec = model.description.inputSpec
+        let trainSet = try loadSet(trainFolder, spec: spec, what: "training")
+        let valSet = valFolder.samples.isEmpty ? nil : try loadSet(valFolder, spec: spec, what: "validation")
+
+        var config = FineTuner.Configuration()
+        config.timesteps = timesteps
+        config.epochs = epochs
+        config.batchSize = batchSize
+        config.optimizer = optimizer
+        config.learningRate = lr
+        config.weightDecay = weightDecay
+        config.surrogate = surrogate
+        config.alpha = alpha
+        config.beta = beta
+        config.silentAge = silentAge
+        config.trainThresholds = trainThresholds
+        config.trainLeak = trainLeak
+        config.limit = limit
+        config.seed = seed
+        var tuner = try FineTuner(model: model, configuration: config)
+        let checkpoint = out + ".checkpoint"
+        if resume {
+            try tuner.resume(from: checkpoint)
+            stderrLine("resumed after epoch \(tuner.completedEpochs)")
+        }
+        let bar = ProgressBar()
+        var rates: [Double] = []
+        try tuner.run(train: trainSet, validation: valSet, checkpointDirectory: checkpoint) { event in
+            switch event {
+            case .batch(let p): bar.update(p)
+            case .epochFinished(let e, let loss, let acc, let val, let seconds):
+                bar.finishLine(String(format: "epoch %d: loss %.4f, train accuracy %.2f%%, validation accuracy %@ at T=%d, %.0f s",
+                                      e, loss, 100 * acc, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", timesteps, seconds))
+            case .message(let m): bar.finishLine(m)
+            }
+        }
+        rates = tuner.history.compactMap { $0["images_per_second"] }
+        let finished = tuner.finishedModel(dataDescription: dataOptions.data, command: invocation)
+        try finished.save(to: out)
+        let meanRate = rates.isEmpty ? 0 : rates.reduce(0, +) / Double(rates.count)
+        print(String(format: "saved %@ (best epoch %d, validation accuracy %.2f%% at T=%d); training %.0f images/s; tape %.0f MB, peak RSS %.0f MB",
+                     out, tuner.bestEpoch, 100 * tuner.bestValidationAccuracy, timesteps, meanRate,
+                     Double(tuner.peakTapeBytes) / 1e6, Double(peakResidentBytes()) / 1e6))
+    }
+}
