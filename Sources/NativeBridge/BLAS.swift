@@ -1,4 +1,11 @@
 import CBLAS
+import Dispatch
+import Foundation
+
+/// Cores available for numeric work.
+public enum Parallelism {
+    public static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+}
 
 /// Thin, typed wrappers over the OpenBLAS calls SpikeServe uses. All matrices are row-major.
 public enum BLAS {
@@ -8,10 +15,63 @@ public enum BLAS {
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     public static var config: String { String(cString: openblas_get_config()) }
 
-    /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major.
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, on all cores.
     /// `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored (before transposition).
-    @inlinable
+    ///
+    /// SpikeServe runs OpenBLAS single-threaded and splits each large GEMM into one block of C per
+    /// core itself (columns when C is wide, rows otherwise). OpenBLAS's own thread pool busy-waits
+    /// with sched_yield between calls, and beside our Dispatch workers that cost about a quarter of
+    /// fine-tuning time in context switches (measured with perf); one scheduler for both removes it.
     public static func sgemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        _ = singleThreadedLibrary
+        let parts = Parallelism.cores
+        // Below ~2 MFLOP a split costs more than it saves.
+        guard parts > 1, m * n * k >= 1 << 20 else {
+            sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                        beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let job = GemmJob(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: beta, c: c, ldc: ldc)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in job.run(part: part, of: parts) }
+    }
+
+    /// Makes OpenBLAS single-threaded once, before the first GEMM: `sgemm` parallelises itself.
+    static let singleThreadedLibrary: Void = { openblas_set_num_threads(1) }()
+
+    /// One GEMM's operands, split by block of C (`@unchecked`: every part writes a disjoint block).
+    struct GemmJob: @unchecked Sendable {
+        let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
+        let a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
+        let beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+
+        func run(part: Int, of parts: Int) {
+            if n >= m {
+                // Columns j0..<j1 of C need columns j0..<j1 of op(B).
+                let j0 = n * part / parts, j1 = n * (part + 1) / parts
+                guard j1 > j0 else { return }
+                let bPart = transB ? b + j0 * ldb : b + j0
+                BLAS.sgemmSerial(transA: transA, transB: transB, m: m, n: j1 - j0, k: k, alpha: alpha, a: a, lda: lda,
+                                 b: bPart, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
+            } else {
+                // Rows i0..<i1 of C need rows i0..<i1 of op(A).
+                let i0 = m * part / parts, i1 = m * (part + 1) / parts
+                guard i1 > i0 else { return }
+                let aPart = transA ? a + i0 : a + i0 * lda
+                BLAS.sgemmSerial(transA: transA, transB: transB, m: i1 - i0, n: n, k: k, alpha: alpha, a: aPart, lda: lda,
+                                 b: b, ldb: ldb, beta: beta, c: c + i0 * ldc, ldc: ldc)
+            }
+        }
+    }
+
+    /// One OpenBLAS call on the calling thread.
+    @inlinable
+    public static func sgemmSerial(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,

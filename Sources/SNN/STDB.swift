@@ -277,23 +277,28 @@ public struct STDBNetwork: Sendable {
                         while n < range.upperBound {
                             let g = n / l, j0 = n % l
                             let len = min(range.upperBound - n, l - j0)
+                            // Δt is a whole number of steps, so α·exp(−β·Δt) comes from a table.
+                            var silentAge = 1
+                            var table: [Float] = []
+                            if case .stdb(let alpha, let beta, let age) = surrogate {
+                                silentAge = max(1, Int(age.rounded()))
+                                table = (0...(t + silentAge)).map { alpha * expf(-beta * Float($0)) }
+                            }
                             var u = [Float](repeating: 0, count: len)
                             var reset = [Float](repeating: 0, count: len)
-                            var silentAge: Float = 1
-                            if case .stdb(_, _, let age) = surrogate { silentAge = age }
-                            var last = [Float](repeating: -silentAge, count: len)
+                            var last = [Int32](repeating: Int32(-silentAge), count: len)
                             for step in 0..<t {
                                 let off = (g * t + step) * l + j0
                                 let f = frames.base + off, s = surs.base + off
                                 if let mems { (mems.base + off).update(from: u, count: len) }
                                 switch surrogate {
-                                case .stdb(let alpha, let beta, _):
-                                    let now = Float(step)
+                                case .stdb:
+                                    let now = Int32(step)
                                     for j in 0..<len {
                                         let v = leak * u[j] + f[j] - reset[j]
                                         let o: Float = v > θ ? 1 : 0
                                         // Δt counts from the last spike strictly before this step.
-                                        s[j] = alpha * expf(-beta * (now - last[j]))
+                                        s[j] = table[Int(now - last[j])]
                                         if o > 0 { last[j] = now }
                                         u[j] = v
                                         reset[j] = θ * o

@@ -61,6 +61,29 @@ func unfoldPlane(_ src: UnsafeMutablePointer<Float>, height h: Int, width w: Int
     }
 }
 
+/// Adds the `oh×ow` taps (ky, kx) back onto one input plane (the adjoint of `unfoldPlane`).
+@inline(__always)
+func foldPlane(_ src: UnsafeMutablePointer<Float>, height h: Int, width w: Int, ky: Int, kx: Int,
+               geometry g: Conv2DGeometry, outHeight oh: Int, outWidth ow: Int, into dst: UnsafeMutablePointer<Float>) {
+    for oy in 0..<oh {
+        let iy = oy * g.stride - g.padding + ky
+        if iy < 0 || iy >= h { continue }
+        let d = dst + iy * w
+        let sr = src + oy * ow
+        if g.stride == 1 {
+            let lo = max(0, g.padding - kx), hi = min(ow, w + g.padding - kx)
+            if hi <= lo { continue }
+            let dd = d + (lo - g.padding + kx)
+            for ox in 0..<(hi - lo) { dd[ox] += sr[lo + ox] }
+        } else {
+            for ox in 0..<ow {
+                let ix = ox * g.stride - g.padding + kx
+                if ix >= 0 && ix < w { d[ix] += sr[ox] }
+            }
+        }
+    }
+}
+
 /// Adjoint of `im2colChannelMajor`: accumulates columns back into `gradInput` `[c, frames, h, w]`.
 public func col2imChannelMajor(
     _ columns: UnsafePointer<Float>, frames: Int, first: Int, count: Int, height h: Int, width w: Int,
@@ -79,17 +102,8 @@ public func col2imChannelMajor(
                 let srcRow = cols.base + (c * taps + tap) * rowLength
                 for i in 0..<count {
                     let plane0 = dst.base + (c * frames + first + i) * h * w
-                    let s = srcRow + i * plane
-                    for oy in 0..<oh {
-                        let iy = oy * g.stride - g.padding + ky
-                        if iy < 0 || iy >= h { continue }
-                        let d = plane0 + iy * w
-                        let sr = s + oy * ow
-                        for ox in 0..<ow {
-                            let ix = ox * g.stride - g.padding + kx
-                            if ix >= 0 && ix < w { d[ix] += sr[ox] }
-                        }
-                    }
+                    foldPlane(srcRow + i * plane, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow,
+                              into: plane0)
                 }
             }
         }

@@ -50,6 +50,16 @@ public func avgPool2dBackward(_ gradOutput: Tensor, inputShape: [Int], kernel k:
             Parallel.forEach(n * c, grain: 64) { planes in
                 for p in planes {
                     let src = gys.base + p * oh * ow, dst = gxs.base + p * h * w
+                    if k == 2 && s == 2 {
+                        for oy in 0..<oh {
+                            let r0 = dst + 2 * oy * w, r1 = r0 + w, g = src + oy * ow
+                            for ox in 0..<ow {
+                                let v = g[ox] * 0.25
+                                r0[2 * ox] += v; r0[2 * ox + 1] += v; r1[2 * ox] += v; r1[2 * ox + 1] += v
+                            }
+                        }
+                        continue
+                    }
                     for oy in 0..<oh {
                         for ox in 0..<ow {
                             let v = src[oy * ow + ox] * scale
