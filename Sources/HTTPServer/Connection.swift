@@ -1,0 +1,389 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// One client connection: reads and parses requests, runs handlers in Tasks, writes responses
+/// strictly in request order, and enforces the timeouts.
+///
+/// Threading: all mutable state is confined to `loop.queue`, the serial queue that also runs this
+/// connection's dispatch source handlers. Handler Tasks never touch it; they hop back with
+/// `loop.queue.async`. Responses and timeouts live in ConnectionResponses.swift and
+/// ConnectionTimeouts.swift.
+final class Connection: @unchecked Sendable {
+    // @unchecked Sendable: see the type comment; every `var` is only accessed on `loop.queue`.
+
+    enum Phase {
+        case new
+        case open
+        /// Final response queued; close once the output is flushed.
+        case closingAfterFlush
+        /// FIN sent; draining what the client still sends until EOF or the linger deadline.
+        case lingering
+        case closed
+    }
+
+    enum TimeoutAction {
+        case closeSilently
+        case requestTimeout
+        case abort
+    }
+
+    /// A parsed request waiting for (or holding) its response, in request order.
+    struct Slot {
+        var method: String
+        var rawPath: Substring
+        var requestID: String
+        var keepAlive: Bool
+        var http10: Bool
+        var startedAt: UInt64
+        var sequence: Int
+        var response: HTTPResponse?
+        var task: Task<Void, Never>?
+        var forceClose: Bool
+    }
+
+    /// The streaming response currently being written (always for `slots[0]`).
+    struct StreamState {
+        var id: Int
+        var chunked: Bool
+        var close: Bool
+        var status: Int
+        var bytes: Int
+        var task: Task<Void, Never>?
+    }
+
+    let id: Int
+    let fd: Int32
+    let loop: IOLoop
+    let context: ServerContext
+    let remoteAddress: String
+
+    var phase = Phase.new
+    var readSource: DispatchSourceRead?
+    var writeSource: DispatchSourceWrite?
+    var timer: DispatchSourceTimer?
+    var liveFDSources = 0
+    var readPaused = false
+    var writeArmed = true
+    var parser: HTTPRequestParser
+    var stopParsing = false
+    var readEOF = false
+    var shuttingDown = false
+    var slots: [Slot] = []
+    var nextSequence = 0
+    var output = OutputBuffer()
+    var stream: StreamState?
+    var nextStreamID = 0
+    var drainWaiters: [CheckedContinuation<Void, any Error>] = []
+    var pumping = false
+    var pumpAgain = false
+    // Times in DispatchTime uptime nanoseconds.
+    var lastActivity: UInt64
+    var headStartedAt: UInt64?
+    var currentHeadAt: UInt64 = 0
+    var lastBodyProgress: UInt64 = 0
+    var lastBodyCount = 0
+    var lastWriteProgress: UInt64 = 0
+    var lingerStartedAt: UInt64 = 0
+    var timerArmedFor: UInt64?
+    var requestsServed = 0
+
+    init(id: Int, fd: Int32, remoteAddress: String, loop: IOLoop, context: ServerContext) {
+        self.id = id
+        self.fd = fd
+        self.remoteAddress = remoteAddress
+        self.loop = loop
+        self.context = context
+        parser = HTTPRequestParser(limits: context.parserLimits)
+        lastActivity = monotonicNow()
+        Connection.liveObjects.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        Connection.liveObjects.subtract(1, ordering: .relaxed)
+    }
+
+    /// Connection objects alive in the process; lets tests prove that closed connections are freed
+    /// (a retain cycle through a dispatch source handler would keep them).
+    static let liveObjects = Atomic<Int>(0)
+
+    // MARK: - Lifecycle (all on loop.queue)
+
+    /// Creates the dispatch sources. With `rejecting`, answers that error to the first request and closes.
+    func start(rejecting: HTTPParseError? = nil) {
+        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
+        let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
+        let timer = DispatchSource.makeTimerSource(queue: loop.queue)
+        read.setEventHandler { [self] in handleReadable() }
+        write.setEventHandler { [self] in handleWritable() }
+        timer.setEventHandler { [self] in timerFired() }
+        // The fd is closed only when both sources referring to it are cancelled, so the kernel
+        // cannot hand the number to a new connection while a source still watches it.
+        read.setCancelHandler { [self] in fdSourceCancelled() }
+        write.setCancelHandler { [self] in fdSourceCancelled() }
+        liveFDSources = 2
+        readSource = read
+        writeSource = write
+        self.timer = timer
+        phase = .open
+        read.activate()
+        write.activate()
+        timer.activate()
+        // Writable fires continuously on an idle socket: keep the write source suspended except
+        // while output is pending.
+        disarmWrite()
+        if shuttingDown {
+            teardown()
+            return
+        }
+        if let rejecting {
+            fail(rejecting)
+        }
+        rearmTimer()
+    }
+
+    /// Graceful shutdown: answer what was already received (the last response says
+    /// `Connection: close`), then close. Idle connections close at once.
+    func beginShutdown() {
+        shuttingDown = true
+        guard phase == .open else { return }
+        stopParsing = true
+        updateReading()
+        if slots.isEmpty && stream == nil {
+            if output.isEmpty { teardown() } else { beginClosing() }
+        }
+    }
+
+    /// Cuts the connection now (shutdown grace expired); stream writers throw.
+    func forceClose() {
+        teardown()
+    }
+
+    func teardown() {
+        guard phase != .closed, phase != .new else { return }
+        phase = .closed
+        let waiters = drainWaiters
+        drainWaiters = []
+        for waiter in waiters { waiter.resume(throwing: ClientDisconnected()) }
+        // Nobody will read these responses any more; let handlers notice through cancellation.
+        stream?.task?.cancel()
+        for slot in slots { slot.task?.cancel() }
+        slots.removeAll()
+        timer?.cancel()
+        // Cancel handlers of suspended sources never run, so resume them first.
+        if readPaused { readSource?.resume() }
+        readPaused = false
+        readSource?.cancel()
+        if !writeArmed { writeSource?.resume() }
+        writeArmed = true
+        writeSource?.cancel()
+    }
+
+    func fdSourceCancelled() {
+        liveFDSources -= 1
+        guard liveFDSources == 0 else { return }
+        Syscall.close(fd)
+        readSource = nil
+        writeSource = nil
+        timer = nil
+        context.registry.connectionClosed(id)
+    }
+
+    /// The last response is queued: stop reading requests, flush, then linger and close.
+    func beginClosing() {
+        guard phase == .open else { return }
+        phase = .closingAfterFlush
+        stopParsing = true
+        for slot in slots { slot.task?.cancel() }
+        slots.removeAll()
+        updateReading()
+        flush()
+    }
+
+    /// Sends FIN and keeps reading (discarding) for a short while: closing with unread data would
+    /// make the kernel send RST, which can destroy the response before the client reads it.
+    func startLingering() {
+        guard phase == .closingAfterFlush else { return }
+        if readEOF {
+            teardown()
+            return
+        }
+        phase = .lingering
+        lingerStartedAt = monotonicNow()
+        Syscall.shutdownWrite(fd)
+        updateReading()
+        rearmTimer()
+    }
+
+    // MARK: - Reading
+
+    func handleReadable() {
+        guard phase == .open || phase == .lingering, !readPaused else { return }
+        for _ in 0..<16 {
+            switch Syscall.read(fd, into: loop.scratch) {
+            case .done(let n):
+                lastActivity = monotonicNow()
+                if phase == .lingering { continue }
+                parser.feed(UnsafeRawBufferPointer(rebasing: loop.scratch[0..<n]))
+                processInput()
+                if phase != .open || readPaused {
+                    rearmTimer()
+                    return
+                }
+            case .wouldBlock:
+                rearmTimer()
+                return
+            case .eof:
+                handleEOF()
+                return
+            case .failed:
+                teardown()
+                return
+            }
+        }
+        // Budget used up: let other connections on this queue run, then continue (also needed if
+        // readiness is edge-triggered, since data is still pending).
+        loop.queue.async { [self] in handleReadable() }
+        rearmTimer()
+    }
+
+    func handleEOF() {
+        readEOF = true
+        if phase == .lingering {
+            teardown()
+            return
+        }
+        if slots.isEmpty && stream == nil {
+            // Nothing more owed to the client (a partial request is dropped) beyond what is still
+            // being flushed.
+            if output.isEmpty { teardown() } else { beginClosing() }
+            return
+        }
+        // The client half-closed: answer what it sent, then close.
+        stopParsing = true
+        updateReading()
+        rearmTimer()
+    }
+
+    func processInput() {
+        while phase == .open && !stopParsing {
+            if slots.count >= context.configuration.limits.maxPipelinedRequests {
+                updateReading()
+                break
+            }
+            let event: HTTPParserEvent?
+            do {
+                event = try parser.next()
+            } catch {
+                fail(error)
+                return
+            }
+            guard let event else { break }
+            switch event {
+            case .head(let head):
+                headStartedAt = nil
+                currentHeadAt = monotonicNow()
+                lastBodyProgress = currentHeadAt
+                lastBodyCount = parser.bodyBytesReceived
+                sendContinueIfExpected(head)
+            case .request(var request):
+                request.remoteAddress = remoteAddress
+                dispatch(request)
+            }
+        }
+        let now = monotonicNow()
+        switch parser.phase {
+        case .head:
+            if headStartedAt == nil { headStartedAt = now }
+        case .body:
+            if parser.bodyBytesReceived != lastBodyCount {
+                lastBodyCount = parser.bodyBytesReceived
+                lastBodyProgress = now
+            }
+        case .idle:
+            headStartedAt = nil
+        }
+    }
+
+    /// `Expect: 100-continue` is answered as soon as the head is in, unless earlier pipelined
+    /// responses are still owed (an interim response must not overtake them) or body bytes already
+    /// arrived (the client did not wait).
+    func sendContinueIfExpected(_ head: HTTPRequestHead) {
+        guard head.expectsContinue, head.framing != .none, slots.isEmpty, stream == nil, parser.bufferedByteCount == 0 else {
+            return
+        }
+        enqueue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+        flush()
+    }
+
+    func dispatch(_ request: HTTPRequest) {
+        let keepAlive = request.wantsKeepAlive && !shuttingDown
+        if !keepAlive {
+            stopParsing = true
+            updateReading()
+        }
+        let sequence = nextSequence
+        nextSequence += 1
+        let handler = context.handler
+        let logger = context.logger
+        let task = Task { [self] in
+            let response = await Connection.respond(handler, request, logger)
+            loop.queue.async { self.responseReady(sequence, response) }
+        }
+        slots.append(Slot(
+            method: request.method, rawPath: request.rawPath, requestID: request.requestID, keepAlive: keepAlive,
+            http10: request.version == "HTTP/1.0", startedAt: currentHeadAt, sequence: sequence, response: nil, task: task,
+            forceClose: false
+        ))
+    }
+
+    static func respond(_ handler: HTTPHandler, _ request: HTTPRequest, _ logger: Logger) async -> HTTPResponse {
+        do {
+            return try await handler(request)
+        } catch {
+            // The description stays in the log: it may name files, hosts or internals.
+            logger.error("handler failed", metadata: ["request_id": .string(request.requestID), "error": .string(String(describing: error))])
+            return .error(500, code: "internal", message: "internal server error (request id \(request.requestID))")
+        }
+    }
+
+    /// A request that cannot be served: answer `error` after the earlier responses, then close.
+    func fail(_ error: HTTPParseError) {
+        stopParsing = true
+        updateReading()
+        let sequence = nextSequence
+        nextSequence += 1
+        slots.append(Slot(
+            method: "-", rawPath: "-", requestID: HTTPRequest.generateRequestID(), keepAlive: false, http10: false,
+            startedAt: headStartedAt ?? monotonicNow(), sequence: sequence,
+            response: .error(error.status, code: error.code, message: error.message), task: nil, forceClose: true
+        ))
+        pump()
+    }
+
+    /// Suspends or resumes the read source to match the state: paused while enough requests are
+    /// waiting (pipelining backpressure), after the last request, and after EOF.
+    func updateReading() {
+        let shouldRead: Bool
+        switch phase {
+        case .open:
+            shouldRead = !stopParsing && !readEOF && slots.count < context.configuration.limits.maxPipelinedRequests
+        case .lingering:
+            shouldRead = !readEOF
+        case .new, .closingAfterFlush, .closed:
+            shouldRead = false
+        }
+        guard let readSource, phase != .closed else { return }
+        if shouldRead && readPaused {
+            readPaused = false
+            // Bytes that already sit in the parser were read while paused; their head deadline
+            // starts now, not when they arrived.
+            headStartedAt = nil
+            readSource.resume()
+            loop.queue.async { [self] in handleReadable() }
+        } else if !shouldRead && !readPaused {
+            readPaused = true
+            readSource.suspend()
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Dispatch
+
+/// Deadlines: one timer per connection, armed for the earliest deadline of the current state.
+/// Runs on `loop.queue` like the rest of `Connection`.
+extension Connection {
+    /// The next deadline that applies in the current state, if any. Handlers are never timed.
+    func deadline() -> (at: UInt64, action: TimeoutAction)? {
+        switch phase {
+        case .new, .closed:
+            return nil
+        case .lingering:
+            return (lingerStartedAt &+ context.lingeringClose, .closeSilently)
+        case .open, .closingAfterFlush:
+            break
+        }
+        if !output.isEmpty { return (lastWriteProgress &+ context.writeIdle, .abort) }
+        guard phase == .open, !readPaused, !stopParsing else { return nil }
+        switch parser.phase {
+        case .head:
+            return ((headStartedAt ?? monotonicNow()) &+ context.headerRead, .requestTimeout)
+        case .body:
+            return (lastBodyProgress &+ context.bodyIdle, .requestTimeout)
+        case .idle:
+            guard slots.isEmpty, stream == nil else { return nil }
+            // A connection that never sent a byte gets the header deadline, an idle keep-alive one the idle one.
+            return (lastActivity &+ (requestsServed == 0 ? context.headerRead : context.keepAliveIdle), .closeSilently)
+        }
+    }
+
+    /// Arms the timer for the current deadline if it is earlier than the armed one. A later
+    /// deadline is handled lazily: the early firing re-evaluates and re-arms.
+    func rearmTimer() {
+        guard let (at, _) = deadline() else { return }
+        if let armed = timerArmedFor, armed <= at { return }
+        arm(at)
+    }
+
+    func arm(_ at: UInt64) {
+        timerArmedFor = at
+        timer?.schedule(deadline: DispatchTime(uptimeNanoseconds: at), leeway: .milliseconds(10))
+    }
+
+    func timerFired() {
+        timerArmedFor = nil
+        guard phase != .closed, let (at, action) = deadline() else { return }
+        if monotonicNow() < at {
+            arm(at)
+            return
+        }
+        switch action {
+        case .closeSilently, .abort:
+            teardown()
+        case .requestTimeout:
+            let seconds = parser.phase == .head ? context.configuration.timeouts.headerRead : context.configuration.timeouts.bodyIdle
+            let what = parser.phase == .head ? "request header not received within" : "no request body data for"
+            fail(HTTPParseError(status: 408, code: "request_timeout", message: "\(what) \(seconds)"))
+            rearmTimer()
+        }
+    }
+}

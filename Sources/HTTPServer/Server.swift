@@ -1,0 +1,162 @@
+import Dispatch
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public typealias HTTPHandler = @Sendable (HTTPRequest) async throws -> HTTPResponse
+
+/// An HTTP/1.1 server on non-blocking POSIX sockets driven by Dispatch sources. Socket I/O runs on
+/// `configuration.ioQueues` serial queues; handlers run in Swift concurrency Tasks, so a slow
+/// handler never stalls other connections.
+public final class HTTPServer: Sendable {
+    public let configuration: Configuration
+    private let context: ServerContext
+    private let acceptQueue = DispatchQueue(label: "HTTPServer.accept")
+    private let loops: [IOLoop]
+    private let state = Mutex(State())
+
+    private enum Lifecycle { case idle, running, stopping, stopped }
+
+    private struct State {
+        var lifecycle = Lifecycle.idle
+        var listener: Listener?
+        var boundPort = 0
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        var signalSources: [SignalSourceBox] = []
+    }
+
+    /// Errors thrown by `handler` become a 500 with `{"error":{"code":"internal",...}}` (the error
+    /// itself is logged, not sent).
+    public init(configuration: Configuration, logger: Logger, handler: @escaping HTTPHandler) {
+        self.configuration = configuration
+        context = ServerContext(configuration: configuration, logger: logger, handler: handler)
+        loops = (0..<configuration.ioQueues).map { IOLoop(index: $0) }
+    }
+
+    /// Binds and starts accepting; returns once the socket is listening.
+    public func start() throws {
+        // Belt and braces with MSG_NOSIGNAL: a write to a closed peer must never kill the process.
+        signal(SIGPIPE, SIG_IGN)
+        try state.withLock { s in
+            guard s.lifecycle == .idle else { throw SocketError("server already started") }
+            s.lifecycle = .running
+        }
+        let socket: (fd: Int32, port: Int)
+        do {
+            socket = try makeListeningSocket(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+        } catch {
+            state.withLock { $0.lifecycle = .idle }
+            throw error
+        }
+        let listener = Listener(fd: socket.fd, queue: acceptQueue, loops: loops, context: context)
+        state.withLock { s in
+            s.listener = listener
+            s.boundPort = socket.port
+        }
+        listener.start()
+        context.logger.info("listening", metadata: ["host": .string(configuration.host), "port": .stringConvertible(socket.port)])
+    }
+
+    /// The port actually bound (useful with port 0); 0 before `start()`.
+    public var boundPort: Int { state.withLock { $0.boundPort } }
+
+    /// Stops accepting, lets in-flight requests finish (up to `timeouts.shutdownGrace`), closes idle
+    /// keep-alive connections, and returns when every connection is closed. Safe to call repeatedly.
+    public func shutdown() async {
+        enum Step { case run(Listener?), wait, done }
+        let step: Step = state.withLock { s in
+            switch s.lifecycle {
+            case .idle:
+                s.lifecycle = .stopped
+                return .done
+            case .running:
+                s.lifecycle = .stopping
+                defer { s.listener = nil }
+                return .run(s.listener)
+            case .stopping:
+                return .wait
+            case .stopped:
+                return .done
+            }
+        }
+        switch step {
+        case .done:
+            finishStop()
+            return
+        case .wait:
+            await waitUntilStopped()
+            return
+        case .run(let listener):
+            context.logger.info("shutting down", metadata: ["connections": .stringConvertible(context.registry.count)])
+            listener?.stop()
+            for connection in context.registry.beginShutdown() {
+                connection.loop.queue.async { connection.beginShutdown() }
+            }
+            if !(await context.registry.waitUntilEmpty(timeout: configuration.timeouts.shutdownGrace)) {
+                let remaining = context.registry.liveConnections
+                context.logger.warning("shutdown grace expired; closing connections", metadata: ["connections": .stringConvertible(remaining.count)])
+                for connection in remaining {
+                    connection.loop.queue.async { connection.forceClose() }
+                }
+                _ = await context.registry.waitUntilEmpty(timeout: .seconds(5))
+            }
+            finishStop()
+            context.logger.info("stopped")
+        }
+    }
+
+    private func finishStop() {
+        let (waiters, sources) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [SignalSourceBox]) in
+            s.lifecycle = .stopped
+            defer {
+                s.stopWaiters = []
+                s.signalSources = []
+            }
+            return (s.stopWaiters, s.signalSources)
+        }
+        for box in sources { box.source.cancel() }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// SIGTERM and SIGINT start `shutdown()`. The default actions are ignored first, then Dispatch
+    /// signal sources observe the signals (handlers run on a queue, not in signal context).
+    public func installSignalHandlers() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: acceptQueue)
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.context.logger.info("signal received; shutting down", metadata: ["signal": .stringConvertible(number)])
+                Task { await self.shutdown() }
+            }
+            source.activate()
+            let box = SignalSourceBox(source: source)
+            state.withLock { $0.signalSources.append(box) }
+        }
+    }
+
+    /// Returns once `shutdown()` has completed.
+    public func waitUntilStopped() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let stopped = state.withLock { s in
+                if s.lifecycle == .stopped { return true }
+                s.stopWaiters.append(continuation)
+                return false
+            }
+            if stopped { continuation.resume() }
+        }
+    }
+}
+
+/// Carries a signal source across isolation domains.
+private struct SignalSourceBox: @unchecked Sendable {
+    // @unchecked Sendable: libdispatch objects are thread-safe (cancel may be called from any
+    // thread); the Swift overlay on Linux just does not declare the conformance.
+    let source: any DispatchSourceSignal
+}

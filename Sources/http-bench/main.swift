@@ -1,0 +1,21 @@
+// Minimal server for scripts/bench-http.sh: GET /json -> {"ok":true} on 127.0.0.1:18080
+// (override with HTTP_BENCH_PORT). No access log, so the numbers measure the server, not logging.
+import Foundation
+import HTTPServer
+import Logging
+
+var logger = Logger(label: "http-bench")
+logger.logLevel = .warning
+
+var router = Router()
+let payload = Array(#"{"ok":true}"#.utf8)
+router.get("/json") { _ in
+    HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: payload)
+}
+
+let port = ProcessInfo.processInfo.environment["HTTP_BENCH_PORT"].flatMap(Int.init) ?? 18080
+let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: port), logger: logger, handler: router.handler())
+try server.start()
+server.installSignalHandlers()
+print("http-bench listening on 127.0.0.1:\(server.boundPort)")
+await server.waitUntilStopped()
