@@ -8,6 +8,9 @@ import PackageDescription
 /// - `NativeBridge`: Swift face of the bridges: BLAS calls, CPU features, OpenBLAS kernel selection.
 /// - `TensorKit`: Float32 NCHW tensors, kernels with backward passes, optimizers.
 /// - `Imaging`: image decoding, conversion to model input, ImageFolder datasets.
+/// - `HTTPServer`: HTTP/1.1 server on POSIX sockets and Dispatch (no model knowledge); `http-bench` benchmarks it.
+/// - `SNN`: the method: model format, ANN training, conversion, the time-batched SNN engine, STDB fine-tuning.
+/// - `Serving`: the REST API over HTTPServer: model store and versions, dynamic batching, auth, metrics.
 /// - `spikeserve`: the command-line tool.
 let swiftSettings: [SwiftSetting] = []
 
@@ -20,6 +23,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -36,10 +41,30 @@ let package = Package(
         .target(name: "TensorKit", dependencies: ["NativeBridge"], swiftSettings: swiftSettings),
         .target(name: "Imaging", dependencies: ["CNative", "TensorKit"], swiftSettings: swiftSettings),
         .target(name: "SNN", dependencies: ["TensorKit", "Imaging"], swiftSettings: swiftSettings),
+        .target(
+            name: "HTTPServer",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "http-bench",
+            dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Serving",
+            dependencies: [
+                "SNN", "Imaging", "HTTPServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "spikeserve",
             dependencies: [
-                "NativeBridge", "TensorKit", "Imaging", "SNN",
+                "NativeBridge", "TensorKit", "Imaging", "SNN", "Serving", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -49,6 +74,8 @@ let package = Package(
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"]),
         .testTarget(name: "SNNTests", dependencies: ["SNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "SNN", "HTTPServer"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Installs what SpikeServe needs on Debian (run as root, or with sudo available). Idempotent:
 # packages already present are not fetched again.
+#   build and run: libopenblas-dev libjpeg-dev libpng-dev pkg-config
+#   tests:         curl, chromium + chromium-driver (browser test), python3-venv; selenium and
+#                  schemathesis go into a virtual environment at .build-venv/
 set -euo pipefail
-packages=(libopenblas-dev libjpeg-dev libpng-dev pkg-config)
+cd "$(dirname "$0")/.."
+packages=(libopenblas-dev libjpeg-dev libpng-dev pkg-config curl chromium chromium-driver python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "setup: system packages ready"
+if [ ! -x .build-venv/bin/python ] || ! .build-venv/bin/python -c "import selenium, schemathesis" 2>/dev/null; then
+  echo "setup: creating .build-venv with selenium and schemathesis"
+  python3 -m venv .build-venv
+  .build-venv/bin/pip install -q --disable-pip-version-check selenium schemathesis
+fi
+echo "setup: ready"

@@ -201,7 +201,9 @@ public struct Model: Sendable {
     public static let descriptionFile = "model.json"
     public static let weightsFile = "weights.safetensors"
 
-    public static func load(from directory: String) throws -> Model {
+    /// Loads a model directory, or a served model root's default version (see `ModelDirectory`).
+    public static func load(from path: String) throws -> Model {
+        let directory = ModelDirectory.resolve(path)
         let dir = URL(fileURLWithPath: directory)
         let jsonData: Data
         do { jsonData = try Data(contentsOf: dir.appendingPathComponent(descriptionFile)) } catch {

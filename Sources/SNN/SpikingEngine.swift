@@ -56,6 +56,8 @@ public struct SpikingEngine: Sendable {
         public var synapticOps: [Int]
         /// Spikes per spiking layer, summed over images and steps.
         public var layerSpikes: [Int]
+        /// Spikes per image per spiking layer, `[image][layer]`.
+        public var imageLayerSpikes: [[Int]]
         /// Neurons per spiking layer (per image, per step).
         public var layerNeurons: [Int]
         public var timesteps: Int
@@ -104,8 +106,9 @@ public struct SpikingEngine: Sendable {
         var result = Result(
             potentials: Tensor(shape: [n, classes]), trace: options.trace ? [] : nil,
             spikes: [Int](repeating: 0, count: n), synapticOps: [Int](repeating: 0, count: n),
-            layerSpikes: [Int](repeating: 0, count: neuronLayers), layerNeurons: [Int](repeating: 0, count: neuronLayers),
-            timesteps: t)
+            layerSpikes: [Int](repeating: 0, count: neuronLayers),
+            imageLayerSpikes: [[Int]](repeating: [Int](repeating: 0, count: neuronLayers), count: n),
+            layerNeurons: [Int](repeating: 0, count: neuronLayers), timesteps: t)
         let perImage = max(1, maxFrameFloats / max(1, t * Self.largestActivation(d)))
         let features = d.input.channels * d.input.height * d.input.width
         var start = 0
@@ -123,6 +126,7 @@ public struct SpikingEngine: Sendable {
             for i in 0..<b {
                 result.spikes[start + i] = stats.spikes[i]
                 result.synapticOps[start + i] = stats.synapticOps[i]
+                result.imageLayerSpikes[start + i] = stats.imageLayerSpikes[i]
             }
             for l in 0..<neuronLayers {
                 result.layerSpikes[l] += stats.layerSpikes[l]
@@ -149,8 +153,10 @@ public struct SpikingEngine: Sendable {
         /// Input events per image waiting to enter the next weighted layer.
         var events: [Int]
         var layerSpikes: [Int]
+        var imageLayerSpikes: [[Int]]
         var layerNeurons: [Int]
         init(images: Int, neuronLayers: Int) {
+            imageLayerSpikes = [[Int]](repeating: [Int](repeating: 0, count: neuronLayers), count: images)
             spikes = [Int](repeating: 0, count: images)
             synapticOps = spikes
             events = spikes
@@ -192,7 +198,10 @@ public struct SpikingEngine: Sendable {
                 if let observe = plan.observe { x.scalars.withUnsafeBufferPointer { observe(k, $0) } }
                 if let stop = plan.stopAfterNeuron, k >= stop { return nil }
                 let spikes = NeuronDynamics.fire(&x, threshold: plan.thresholds[k], leak: plan.leaks[k])
-                for i in 0..<x.images { stats.spikes[i] += spikes[i] }
+                for i in 0..<x.images {
+                    stats.spikes[i] += spikes[i]
+                    stats.imageLayerSpikes[i][k] = spikes[i]
+                }
                 stats.events = spikes
                 stats.layerSpikes[k] += spikes.reduce(0, +)
                 stats.layerNeurons[k] = x.shape.reduce(1, *)

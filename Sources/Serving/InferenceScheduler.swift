@@ -1,0 +1,198 @@
+import Dispatch
+import Foundation
+import SNN
+import Synchronization
+import TensorKit
+
+/// Owns the numeric cores. HTTP handlers never run the engine themselves: they submit images here
+/// and await the result. One worker thread takes batches off the queue and runs the engine, which
+/// spreads each batch over all cores.
+///
+/// Dynamic batching: requests for the same model version and time-step budget are merged into one
+/// engine call of up to `maxBatchSize` images. A batch starts when it is full or when its oldest
+/// image has waited `maxQueueDelay`, so a lone request pays at most that much extra latency. The
+/// queue is bounded; when full, `submit` fails at once (the API answers 429).
+public final class InferenceScheduler: Sendable {
+    public struct Configuration: Sendable {
+        /// Most images in one engine call. Default 32.
+        public var maxBatchSize = 32
+        /// Longest a request waits for others to share its batch. Default 2 ms.
+        public var maxQueueDelay: Duration = .milliseconds(2)
+        /// Most images waiting at once; beyond it requests are refused. Default 512.
+        public var maxQueuedImages = 512
+        public init() {}
+    }
+
+    /// What one image asks of the engine.
+    public struct Job: Sendable {
+        public var input: [Float]
+        public var seed: UInt64
+        public var trace: Bool
+        public var deadline: ContinuousClock.Instant?
+        public init(input: [Float], seed: UInt64, trace: Bool, deadline: ContinuousClock.Instant?) {
+            self.input = input
+            self.seed = seed
+            self.trace = trace
+            self.deadline = deadline
+        }
+    }
+
+    public struct Outcome: Sendable {
+        public var potentials: [Float]
+        public var scores: [Float]
+        public var trace: [[Float]]?
+        public var spikes: Int
+        public var synapticOps: Int
+        /// This image's spikes per spiking layer, and each layer's neuron count.
+        public var layerSpikes: [Int]
+        public var layerNeurons: [Int]
+        public var queueSeconds: Double
+        public var computeSeconds: Double
+        public var batchSize: Int
+    }
+
+    public enum Failure: Error, Sendable {
+        case queueFull(limit: Int)
+        case deadlineExceeded
+        case shuttingDown
+    }
+
+    struct Key: Hashable, Sendable {
+        var model: String
+        var version: Int
+        var timesteps: Int
+    }
+
+    struct Pending: Sendable {
+        var job: Job
+        var version: ModelStore.Version
+        var enqueued: ContinuousClock.Instant
+        var continuation: CheckedContinuation<Outcome, any Error>
+    }
+
+    struct State {
+        var queues: [Key: [Pending]] = [:]
+        var queued = 0
+        var stopped = false
+    }
+
+    public let configuration: Configuration
+    let state = Mutex(State())
+    let wakeup = DispatchSemaphore(value: 0)
+    let observer: (@Sendable (BatchReport) -> Void)?
+
+    /// What the worker reports after each batch (for metrics).
+    public struct BatchReport: Sendable {
+        public var model: String
+        public var version: Int
+        public var timesteps: Int
+        public var size: Int
+        public var computeSeconds: Double
+        public var spikes: Int
+    }
+
+    public init(configuration: Configuration = .init(), observer: (@Sendable (BatchReport) -> Void)? = nil) {
+        self.configuration = configuration
+        self.observer = observer
+        let thread = Thread { [self] in self.workerLoop() }
+        thread.name = "spikeserve-inference"
+        thread.start()
+    }
+
+    public var queuedImages: Int { state.withLock { $0.queued } }
+
+    /// Runs one image through `version` at `timesteps`, batched with others.
+    public func submit(_ job: Job, version: ModelStore.Version, timesteps: Int) async throws -> Outcome {
+        let key = Key(model: version.name, version: version.number, timesteps: timesteps)
+        return try await withCheckedThrowingContinuation { continuation in
+            let refusal: Failure? = state.withLock { s in
+                if s.stopped { return .shuttingDown }
+                if s.queued >= configuration.maxQueuedImages { return .queueFull(limit: configuration.maxQueuedImages) }
+                s.queues[key, default: []].append(Pending(job: job, version: version, enqueued: .now, continuation: continuation))
+                s.queued += 1
+                return nil
+            }
+            if let refusal { continuation.resume(throwing: refusal) } else { wakeup.signal() }
+        }
+    }
+
+    public func stop() {
+        let pending = state.withLock { s -> [Pending] in
+            s.stopped = true
+            let all = s.queues.values.flatMap { $0 }
+            s.queues = [:]
+            s.queued = 0
+            return all
+        }
+        for p in pending { p.continuation.resume(throwing: Failure.shuttingDown) }
+        wakeup.signal()
+    }
+
+    /// Picks the key whose oldest image has waited longest; returns its batch once it is full or
+    /// old enough, else how long to sleep before it will be.
+    func nextBatch() -> (batch: [Pending], key: Key)? {
+        while true {
+            let decision: (batch: [Pending], key: Key)?? = state.withLock { s in
+                if s.stopped { return .some(nil) }
+                guard let (key, items) = s.queues.min(by: { $0.value[0].enqueued < $1.value[0].enqueued }) else { return nil }
+                let age = ContinuousClock.now - items[0].enqueued
+                if items.count >= configuration.maxBatchSize || age >= configuration.maxQueueDelay {
+                    let take = Array(items.prefix(configuration.maxBatchSize))
+                    let rest = Array(items.dropFirst(take.count))
+                    s.queues[key] = rest.isEmpty ? nil : rest
+                    s.queued -= take.count
+                    return .some((take, key))
+                }
+                return nil
+            }
+            switch decision {
+            case .some(let ready): return ready
+            case .none:
+                // Nothing ready: sleep until woken by a new image or until the oldest is due.
+                _ = wakeup.wait(timeout: .now() + .microseconds(Int(configuration.maxQueueDelay.seconds * 1e6) + 50))
+            }
+        }
+    }
+
+    func workerLoop() {
+        var engines: [String: SpikingEngine] = [:]
+        while let (batch, key) = nextBatch() {
+            let now = ContinuousClock.now
+            var live: [Pending] = []
+            for p in batch {
+                if let d = p.job.deadline, d < now { p.continuation.resume(throwing: Failure.deadlineExceeded) } else { live.append(p) }
+            }
+            guard let first = live.first else { continue }
+            let version = first.version
+            let engineKey = "\(key.model)/\(key.version)"
+            var engine = engines[engineKey] ?? (try! SpikingEngine(model: version.model))
+            if engines.count > 8 && engines[engineKey] == nil { engines.removeAll() }
+            let spec = version.model.description.inputSpec
+            var input = Tensor(shape: [live.count, spec.channels, spec.height, spec.width])
+            for (i, p) in live.enumerated() {
+                input.scalars.replaceSubrange(i * spec.count..<(i + 1) * spec.count, with: p.job.input)
+            }
+            let start = ContinuousClock.now
+            let result = engine.run(input, options: .init(timesteps: key.timesteps, seeds: live.map(\.job.seed),
+                                                          trace: live.contains { $0.job.trace }))
+            let compute = (ContinuousClock.now - start).seconds
+            engines[engineKey] = engine
+            let k = version.model.description.labels.count
+            for (i, p) in live.enumerated() {
+                let outcome = Outcome(
+                    potentials: Array(result.potentials.scalars[i * k..<(i + 1) * k]), scores: result.scores(image: i),
+                    trace: p.job.trace ? result.trace?[i] : nil, spikes: result.spikes[i], synapticOps: result.synapticOps[i],
+                    layerSpikes: result.imageLayerSpikes[i], layerNeurons: result.layerNeurons,
+                    queueSeconds: (start - p.enqueued).seconds, computeSeconds: compute, batchSize: live.count)
+                if let d = p.job.deadline, d < ContinuousClock.now {
+                    p.continuation.resume(throwing: Failure.deadlineExceeded)
+                } else {
+                    p.continuation.resume(returning: outcome)
+                }
+            }
+            observer?(BatchReport(model: key.model, version: key.version, timesteps: key.timesteps, size: live.count,
+                                  computeSeconds: compute, spikes: result.spikes.reduce(0, +)))
+        }
+    }
+}
+

@@ -1,0 +1,155 @@
+import Foundation
+import Synchronization
+import SNN
+
+/// The models a server hosts, laid out as TensorFlow Serving does: `ROOT/NAME/VERSION/` holds one
+/// model directory (`model.json`, `weights.safetensors`) per positive integer version, and
+/// `ROOT/NAME/serving.json` records the default version (absent: the highest). Version
+/// directories are written once and never modified, so a reader can never see half a version.
+public final class ModelStore: Sendable {
+    public let root: String
+
+    /// One loaded, immutable version of a model.
+    public final class Version: Sendable {
+        public let name: String
+        public let number: Int
+        public let model: Model
+        public let directory: String
+        public let loadedAt: Date
+        init(name: String, number: Int, model: Model, directory: String) {
+            self.name = name
+            self.number = number
+            self.model = model
+            self.directory = directory
+            self.loadedAt = Date()
+        }
+    }
+
+    public enum VersionState: Sendable {
+        case ready(Version)
+        case failed(String)
+    }
+
+    public struct Entry: Sendable {
+        public var name: String
+        public var versions: [Int: VersionState]
+        public var defaultVersion: Int?
+        /// Set once the default version has run one warm-up inference.
+        public var warmed: Bool
+    }
+
+    let entries = Mutex<[String: Entry]>([:])
+
+    public init(root: String) {
+        self.root = root
+    }
+
+    /// Scans the root and loads every version. A version that fails to load is recorded with its
+    /// error (and never served); other models and versions are unaffected.
+    public func loadAll() throws {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: root) else {
+            throw ModelError("models directory \(root) does not exist")
+        }
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let dir = root + "/" + name
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { continue }
+            let numbers = ModelDirectory.versionNumbers(in: dir)
+            guard !numbers.isEmpty else { continue }
+            var entry = Entry(name: name, versions: [:], defaultVersion: nil, warmed: false)
+            for n in numbers { entry.versions[n] = Self.load(name: name, number: n, directory: dir + "/\(n)") }
+            entry.defaultVersion = ModelDirectory.recordedDefault(in: dir) ?? numbers.max()
+            entries.withLock { $0[name] = entry }
+        }
+    }
+
+    static func load(name: String, number: Int, directory: String) -> VersionState {
+        do {
+            let model = try Model.load(from: directory)
+            guard model.description.snn != nil else { return .failed("version \(number) is not a converted SNN") }
+            return .ready(Version(name: name, number: number, model: model, directory: directory))
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    public var snapshot: [String: Entry] { entries.withLock { $0 } }
+
+    public func entry(_ name: String) -> Entry? { entries.withLock { $0[name] } }
+
+    /// The version a request should use: `number`, or the default. Errors say what is missing.
+    public func resolve(_ name: String, version number: Int? = nil) throws(StoreError) -> Version {
+        guard let entry = entry(name) else { throw .unknownModel(name) }
+        guard let n = number ?? entry.defaultVersion else { throw .unknownVersion(name, number ?? 0) }
+        switch entry.versions[n] {
+        case .ready(let v): return v
+        case .failed(let reason): throw .brokenVersion(name, n, reason)
+        case nil: throw .unknownVersion(name, n)
+        }
+    }
+
+    /// Makes `number` the default version (pin or roll back), persisting the pointer atomically.
+    public func setDefault(_ name: String, version number: Int) throws(StoreError) {
+        guard let entry = entry(name) else { throw .unknownModel(name) }
+        switch entry.versions[number] {
+        case .ready: break
+        case .failed(let reason): throw .brokenVersion(name, number, reason)
+        case nil: throw .unknownVersion(name, number)
+        }
+        do {
+            try writeFileAtomically(ModelDirectory.encodePointer(defaultVersion: number),
+                                    to: root + "/" + name + "/" + ModelDirectory.pointerFile)
+        } catch {
+            throw .io("cannot record the default version: \(error)")
+        }
+        entries.withLock { $0[name]?.defaultVersion = number }
+    }
+
+    /// Registers a version directory that has just been published (e.g. by a fine-tuning job).
+    @discardableResult
+    public func addVersion(_ name: String, number: Int) -> VersionState {
+        let state = Self.load(name: name, number: number, directory: root + "/\(name)/\(number)")
+        entries.withLock { all in
+            if all[name] == nil { all[name] = Entry(name: name, versions: [:], defaultVersion: nil, warmed: false) }
+            all[name]!.versions[number] = state
+        }
+        return state
+    }
+
+    public func removeVersion(_ name: String, number: Int) {
+        entries.withLock { _ = $0[name]?.versions.removeValue(forKey: number) }
+    }
+
+    public func markWarmed(_ name: String) { entries.withLock { $0[name]?.warmed = true } }
+
+    public enum StoreError: Error, Sendable, CustomStringConvertible {
+        case unknownModel(String)
+        case unknownVersion(String, Int)
+        case brokenVersion(String, Int, String)
+        case io(String)
+
+        public var description: String {
+            switch self {
+            case .unknownModel(let n): "model '\(n)' does not exist"
+            case .unknownVersion(let n, let v): "model '\(n)' has no version \(v)"
+            case .brokenVersion(let n, let v, let r): "version \(v) of model '\(n)' failed to load: \(r)"
+            case .io(let m): m
+            }
+        }
+    }
+}
+
+/// Writes a small file so that readers see the old or the new contents, never a mix: write a
+/// temporary sibling, fsync it, rename it over the target, fsync the directory.
+public func writeFileAtomically(_ data: Data, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))")
+    try writeDurably(data, to: tmp)
+    if rename(tmp.path, path) != 0 {
+        let code = errno
+        try? FileManager.default.removeItem(at: tmp)
+        throw ModelError("rename to \(path) failed: \(String(cString: strerror(code)))")
+    }
+    fsyncPath(url.deletingLastPathComponent().path)
+}

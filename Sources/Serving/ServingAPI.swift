@@ -1,0 +1,308 @@
+import Foundation
+import HTTPServer
+import Imaging
+import Logging
+import SNN
+
+/// The REST API: models, versions and classification. Routes are registered on an HTTPServer
+/// `Router`; every handler passes through `endpoint`, which applies the scope's auth check, turns
+/// thrown `APIError`s into JSON error answers and records metrics under the route's pattern.
+public final class ServingAPI: Sendable {
+    public struct Configuration: Sendable {
+        /// Largest image accepted, in pixels (checked from the header before decoding).
+        public var maxImagePixels = ImageDecoder.defaultMaxPixels
+        /// Most images in one request.
+        public var maxImagesPerRequest = 64
+        public init() {}
+    }
+
+    public let store: ModelStore
+    public let scheduler: InferenceScheduler
+    public let tokens: AccessTokens
+    public let metrics: ServingMetrics
+    public let configuration: Configuration
+    let logger: Logger
+
+    public init(store: ModelStore, scheduler: InferenceScheduler, tokens: AccessTokens, metrics: ServingMetrics,
+                configuration: Configuration = .init(), logger: Logger) {
+        self.store = store
+        self.scheduler = scheduler
+        self.tokens = tokens
+        self.metrics = metrics
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public enum Access: Sendable { case open, inference, admin }
+
+    /// Wraps a handler with auth, error mapping and metrics.
+    public func endpoint(_ method: String, _ route: String, access: Access, _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) -> HTTPHandler {
+        { [self] request in
+            let start = ContinuousClock.now
+            var response: HTTPResponse
+            do {
+                switch access {
+                case .open: break
+                case .inference: if let e = tokens.check(request, scope: .inference) { throw e }
+                case .admin: if let e = tokens.check(request, scope: .admin) { throw e }
+                }
+                response = try await body(request)
+            } catch let error as APIError {
+                response = error.response
+            } catch {
+                logger.error("handler failed", metadata: ["request_id": "\(request.requestID)", "error": "\(error)"])
+                response = APIError(500, "internal", "internal error (request \(request.requestID))").response
+            }
+            response.headers.set("X-Request-Id", request.requestID)
+            metrics.request(route: route, method: method, status: response.status, seconds: (ContinuousClock.now - start).seconds)
+            return response
+        }
+    }
+
+    public func register(on router: inout Router) {
+        router.add("GET", "/healthz", endpoint("GET", "/healthz", access: .open) { _ in .json(200, ["status": "ok"] as JSONValue) })
+        router.add("GET", "/readyz", endpoint("GET", "/readyz", access: .open) { [self] _ in readiness() })
+        router.add("GET", "/metrics", endpoint("GET", "/metrics", access: .open) { [self] _ in
+            var r = HTTPResponse(status: 200, body: metrics.exposition())
+            r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            return r
+        })
+        router.add("GET", "/openapi.json", endpoint("GET", "/openapi.json", access: .open) { _ in
+            var r = HTTPResponse(status: 200, body: Array(OpenAPIDocument.json.utf8))
+            r.headers.set("Content-Type", "application/json")
+            return r
+        })
+        router.add("GET", "/v1/models", endpoint("GET", "/v1/models", access: .inference) { [self] _ in
+            .json(200, ["models": .array(store.snapshot.keys.sorted().compactMap { modelSummary($0) })] as JSONValue)
+        })
+        router.add("GET", "/v1/models/{name}", endpoint("GET", "/v1/models/{name}", access: .inference) { [self] req in
+            guard let detail = modelDetail(req.pathParameters["name"] ?? "") else {
+                throw APIError.notFound("model '\(req.pathParameters["name"] ?? "")' does not exist")
+            }
+            return .json(200, detail)
+        })
+        router.add("GET", "/v1/models/{name}/versions", endpoint("GET", "/v1/models/{name}/versions", access: .inference) { [self] req in
+            let name = req.pathParameters["name"] ?? ""
+            guard store.entry(name) != nil else { throw APIError.notFound("model '\(name)' does not exist") }
+            return .json(200, ["model": .string(name), "versions": versionList(name)] as JSONValue)
+        })
+        router.add("PUT", "/v1/models/{name}/default", endpoint("PUT", "/v1/models/{name}/default", access: .admin) { [self] req in
+            try setDefault(req)
+        })
+        let classifyHandler: @Sendable (HTTPRequest) async throws -> HTTPResponse = { [self] req in try await classify(req) }
+        router.add("POST", "/v1/models/{name}/classify", endpoint("POST", "/v1/models/{name}/classify", access: .inference, classifyHandler))
+        router.add("POST", "/v1/models/{name}/versions/{version}/classify",
+                   endpoint("POST", "/v1/models/{name}/versions/{version}/classify", access: .inference, classifyHandler))
+    }
+
+    // MARK: readiness and model descriptions
+
+    func readiness() -> HTTPResponse {
+        var states: [(String, JSONValue)] = []
+        var ready = true
+        for (name, entry) in store.snapshot.sorted(by: { $0.key < $1.key }) {
+            let state: String
+            switch entry.defaultVersion.flatMap({ entry.versions[$0] }) {
+            case .ready: state = entry.warmed ? "ready" : "loading"
+            case .failed: state = "failed"
+            case nil: state = "no_default_version"
+            }
+            if state != "ready" { ready = false }
+            states.append((name, .string(state)))
+        }
+        if states.isEmpty { ready = false }
+        return .json(ready ? 200 : 503, ["status": .string(ready ? "ready" : "not_ready"), "models": .object(states)] as JSONValue)
+    }
+
+    func modelSummary(_ name: String) -> JSONValue? {
+        guard let entry = store.entry(name) else { return nil }
+        let version = try? store.resolve(name)
+        return [
+            "name": .string(name),
+            "default_version": .optional(entry.defaultVersion),
+            "versions": .array(entry.versions.keys.sorted().map { .int($0) }),
+            "architecture": .optional(version?.model.description.architecture),
+            "default_timesteps": .optional(version?.model.description.snn?.defaultTimesteps),
+            "ready": .bool(entry.warmed && version != nil),
+        ]
+    }
+
+    func modelDetail(_ name: String) -> JSONValue? {
+        guard let entry = store.entry(name) else { return nil }
+        guard let version = try? store.resolve(name) else {
+            return ["name": .string(name), "default_version": .optional(entry.defaultVersion), "versions": versionList(name), "ready": false]
+        }
+        let d = version.model.description
+        let snn = d.snn!
+        return [
+            "name": .string(name),
+            "architecture": .string(d.architecture),
+            "input": ["channels": .int(d.input.channels), "height": .int(d.input.height), "width": .int(d.input.width),
+                      "mean": .numbers(d.input.mean), "std": .numbers(d.input.std)],
+            "labels": .array(d.labels.map { .string($0) }),
+            "default_timesteps": .int(snn.defaultTimesteps),
+            "max_timesteps": .int(snn.maxTimesteps),
+            "encoding": .string(snn.encoding.rawValue),
+            "leak": .double(Double(snn.leak)),
+            "thresholds": .numbers(snn.thresholds),
+            "default_version": .optional(entry.defaultVersion),
+            "versions": versionList(name),
+            "accuracies": .object(d.provenance.accuracies.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }),
+            "ready": .bool(entry.warmed),
+        ]
+    }
+
+    func versionList(_ name: String) -> JSONValue {
+        guard let entry = store.entry(name) else { return [] }
+        return .array(entry.versions.keys.sorted().map { n in
+            var fields: [(String, JSONValue)] = [("version", .int(n)), ("default", .bool(n == entry.defaultVersion))]
+            switch entry.versions[n]! {
+            case .ready(let v):
+                fields.append(("state", "ready"))
+                fields.append(("created_at", .optional(v.model.description.provenance.createdAt)))
+                fields.append(("base_model", .optional(v.model.description.provenance.baseModel)))
+                fields.append(("accuracies", .object(v.model.description.provenance.accuracies.sorted { $0.key < $1.key }
+                    .map { ($0.key, .double($0.value)) })))
+            case .failed(let reason):
+                fields.append(("state", "failed"))
+                fields.append(("error", .string(reason)))
+            }
+            return .object(fields)
+        })
+    }
+
+    func setDefault(_ req: HTTPRequest) throws -> HTTPResponse {
+        let name = req.pathParameters["name"] ?? ""
+        let object = try JSONValue.parseObject(req.body)
+        guard let v = object["version"] as? Int ?? (object["version"] as? String).flatMap(Int.init) else {
+            throw APIError.badRequest("body needs {\"version\": N}", code: "invalid_parameter")
+        }
+        do {
+            try store.setDefault(name, version: v)
+        } catch {
+            switch error {
+            case .unknownModel: throw APIError.notFound(error.description)
+            case .unknownVersion, .brokenVersion: throw APIError.conflict(error.description)
+            case .io: throw APIError(500, "internal", error.description)
+            }
+        }
+        publishVersionMetrics(name)
+        logger.info("default version changed", metadata: ["model": "\(name)", "version": "\(v)"])
+        return .json(200, modelDetail(name)!)
+    }
+
+    public func publishVersionMetrics(_ name: String) {
+        guard let entry = store.entry(name) else { return }
+        for (n, state) in entry.versions {
+            if case .ready = state { metrics.versionLoaded(model: name, version: n, loaded: true, isDefault: n == entry.defaultVersion) }
+        }
+    }
+
+    // MARK: classification
+
+    func classify(_ req: HTTPRequest) async throws -> HTTPResponse {
+        let started = ContinuousClock.now
+        let name = req.pathParameters["name"] ?? ""
+        var versionNumber: Int? = nil
+        if let v = req.pathParameters["version"] {
+            guard let n = Int(v), n > 0 else { throw APIError.notFound("version '\(v)' is not a positive integer") }
+            versionNumber = n
+        }
+        let version: ModelStore.Version
+        do { version = try store.resolve(name, version: versionNumber) } catch {
+            switch error {
+            case .unknownModel, .unknownVersion: throw APIError.notFound(error.description)
+            case .brokenVersion: throw APIError(503, "version_unavailable", error.description)
+            case .io: throw APIError(500, "internal", error.description)
+            }
+        }
+        if versionNumber == nil, store.entry(name)?.warmed != true {
+            throw APIError(503, "not_ready", "model '\(name)' is still loading", headers: [("Retry-After", "1")])
+        }
+        let params = try ClassifyRequest.parse(req)
+        let d = version.model.description
+        let snn = d.snn!
+        let t = params.timesteps ?? snn.defaultTimesteps
+        guard t <= snn.maxTimesteps else {
+            throw APIError.badRequest("parameter 'timesteps' is \(t), above this model's maximum of \(snn.maxTimesteps)", code: "invalid_parameter")
+        }
+        let topK = min(params.topK ?? 5, d.labels.count)
+        guard params.images.count <= configuration.maxImagesPerRequest else {
+            throw APIError(413, "too_many_images", "\(params.images.count) images in one request; the limit is \(configuration.maxImagesPerRequest)")
+        }
+        let deadline = params.deadlineMs.map { started + .milliseconds($0) }
+        // Decode every image first: a bad one fails the request before any compute is queued.
+        let spec = d.inputSpec
+        var inputs: [[Float]] = []
+        var decodeSeconds: [Double] = []
+        for (i, bytes) in params.images.enumerated() {
+            let t0 = ContinuousClock.now
+            do {
+                let image = try ImageDecoder.decode(bytes, grayscale: spec.channels == 1, maxPixels: configuration.maxImagePixels)
+                    .prepared(for: spec)
+                var floats = [Float](repeating: 0, count: spec.count)
+                floats.withUnsafeMutableBufferPointer { image.normalized(spec, into: $0.baseAddress!) }
+                inputs.append(floats)
+            } catch {
+                let which = params.images.count > 1 ? "image \(i + 1): " : ""
+                throw APIError.badRequest("\(which)\(error.message)", code: "invalid_image")
+            }
+            decodeSeconds.append((ContinuousClock.now - t0).seconds)
+        }
+        let baseSeed = params.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        let outcomes: [InferenceScheduler.Outcome]
+        do {
+            outcomes = try await withThrowingTaskGroup(of: (Int, InferenceScheduler.Outcome).self) { group in
+                for (i, input) in inputs.enumerated() {
+                    let job = InferenceScheduler.Job(input: input, seed: baseSeed &+ UInt64(i), trace: params.trace, deadline: deadline)
+                    group.addTask { (i, try await self.scheduler.submit(job, version: version, timesteps: t)) }
+                }
+                var results = [InferenceScheduler.Outcome?](repeating: nil, count: inputs.count)
+                for try await (i, o) in group { results[i] = o }
+                return results.map { $0! }
+            }
+        } catch let failure as InferenceScheduler.Failure {
+            switch failure {
+            case .queueFull(let limit):
+                throw APIError(429, "queue_full", "the inference queue is full (\(limit) images); retry shortly", headers: [("Retry-After", "1")])
+            case .deadlineExceeded:
+                throw APIError(504, "deadline_exceeded", "the request did not finish within deadline_ms=\(params.deadlineMs ?? 0)")
+            case .shuttingDown:
+                throw APIError(503, "shutting_down", "the server is shutting down")
+            }
+        }
+        var results: [JSONValue] = []
+        for (i, o) in outcomes.enumerated() {
+            metrics.queueWait(seconds: o.queueSeconds)
+            let order = o.scores.indices.sorted { o.scores[$0] > o.scores[$1] }.prefix(topK)
+            var fields: [(String, JSONValue)] = [
+                ("predictions", .array(order.map { ["label": .string(d.labels[$0]), "index": .int($0), "score": .double(Double(o.scores[$0]))] })),
+                ("timesteps_used", .int(t)),
+                ("spike_count", .int(o.spikes)),
+                ("synaptic_ops", .int(o.synapticOps)),
+                ("spike_rates", .array(zip(o.layerSpikes, o.layerNeurons).map { .double(Double($0) / Double(max(1, $1 * t))) })),
+                ("timings_ms", ["decode": .double(decodeSeconds[i] * 1e3), "queue": .double(o.queueSeconds * 1e3),
+                                "compute": .double(o.computeSeconds * 1e3), "batch_size": .int(o.batchSize)]),
+            ]
+            if let trace = o.trace {
+                fields.append(("trace", .array(trace.enumerated().map { step, potentials in
+                    let scores = softmax(potentials.map { $0 / Float(step + 1) })
+                    let best = scores.indices.max { scores[$0] < scores[$1] }!
+                    return ["step": .int(step + 1), "index": .int(best), "label": .string(d.labels[best]), "scores": .numbers(scores)]
+                })))
+            }
+            results.append(.object(fields))
+        }
+        var response = HTTPResponse.json(200, [
+            "model": .string(name), "model_version": .int(version.number), "request_id": .string(req.requestID),
+            "timesteps": .int(t), "seed": .string(String(baseSeed)), "results": .array(results),
+            "timings_ms": ["total": .double((ContinuousClock.now - started).seconds * 1e3)],
+        ] as JSONValue)
+        response.headers.set("X-Model-Version", String(version.number))
+        return response
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import HTTPServer
+import Logging
+import SNN
+
+/// Wires the store, the scheduler, the API and the HTTP server together, and runs until SIGTERM or
+/// SIGINT: the server starts answering at once (health, readiness 503), loads and warms the models,
+/// then reports ready.
+public final class ServingApplication: Sendable {
+    public let store: ModelStore
+    public let scheduler: InferenceScheduler
+    public let api: ServingAPI
+    public let server: HTTPServer
+    let logger: Logger
+
+    public init(modelsDirectory: String, publicDirectory: String?, tokens: AccessTokens,
+                batching: InferenceScheduler.Configuration = .init(), server configuration: HTTPServer.Configuration,
+                logger: Logger) throws {
+        self.logger = logger
+        let metrics = ServingMetrics()
+        store = ModelStore(root: modelsDirectory)
+        scheduler = InferenceScheduler(configuration: batching) { report in
+            metrics.batch(model: report.model, version: report.version, size: report.size, timesteps: report.timesteps,
+                          spikes: report.spikes, computeSeconds: report.computeSeconds)
+        }
+        api = ServingAPI(store: store, scheduler: scheduler, tokens: tokens, metrics: metrics, logger: logger)
+        var router = Router()
+        api.register(on: &router)
+        if let publicDirectory, FileManager.default.fileExists(atPath: publicDirectory) {
+            router.fallback(StaticFiles(root: publicDirectory).handler())
+        }
+        let routes = router
+        server = HTTPServer(configuration: configuration, logger: logger) { request in await routes.handle(request) }
+    }
+
+    /// Starts listening, loads and warms every model's default version, and returns once the
+    /// server has shut down after a signal.
+    public func run() async throws {
+        try start()
+        server.installSignalHandlers()
+        await server.waitUntilStopped()
+        scheduler.stop()
+        logger.info("stopped")
+    }
+
+    public func start() throws {
+        try server.start()
+        logger.info("listening", metadata: ["port": "\(server.boundPort)", "models": "\(store.root)"])
+        try store.loadAll()
+        Task { await warmUp() }
+    }
+
+    /// One inference per default version, so the first real request does not pay for first-use
+    /// allocations; readiness turns 200 once every model has warmed.
+    public func warmUp() async {
+        for (name, entry) in store.snapshot.sorted(by: { $0.key < $1.key }) {
+            for (n, state) in entry.versions {
+                if case .failed(let reason) = state {
+                    logger.error("version failed to load", metadata: ["model": "\(name)", "version": "\(n)", "error": "\(reason)"])
+                }
+            }
+            guard let version = try? store.resolve(name) else { continue }
+            let spec = version.model.description.inputSpec
+            let job = InferenceScheduler.Job(input: [Float](repeating: 0, count: spec.count), seed: 0, trace: false, deadline: nil)
+            do {
+                _ = try await scheduler.submit(job, version: version, timesteps: version.model.description.snn!.defaultTimesteps)
+                store.markWarmed(name)
+                api.publishVersionMetrics(name)
+                logger.info("model ready", metadata: ["model": "\(name)", "version": "\(version.number)"])
+            } catch {
+                logger.error("warm-up failed", metadata: ["model": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// One JSON object per log line (`--log-format json`).
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var object: [String: String] = [
+            "ts": ISO8601DateFormatter().string(from: Date()), "level": event.level.rawValue, "label": label, "message": "\(event.message)",
+        ]
+        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[k] = "\(v)" }
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            FileHandle.standardError.write(data + Data("\n".utf8))
+        }
+    }
+}

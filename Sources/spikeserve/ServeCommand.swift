@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import HTTPServer
+import Logging
+import Serving
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve every model under --models over HTTP (REST API, web page, metrics).",
+        discussion: """
+            Environment: SPIKESERVE_HOST, SPIKESERVE_PORT, SPIKESERVE_MODELS, SPIKESERVE_PUBLIC, SPIKESERVE_LOG_FORMAT, \
+            SPIKESERVE_ADMIN_TOKEN, SPIKESERVE_INFERENCE_TOKEN (flags win over the environment).
+            """)
+
+    @Option(help: "Address to listen on (IPv4 or IPv6 literal). Env SPIKESERVE_HOST. Default 127.0.0.1.")
+    var host: String?
+
+    @Option(help: "TCP port. Env SPIKESERVE_PORT. Default 8080.")
+    var port: Int?
+
+    @Option(help: "Directory of models (NAME/VERSION/model.json). Env SPIKESERVE_MODELS. Default Models.")
+    var models: String?
+
+    @Option(help: "Directory of static web files. Env SPIKESERVE_PUBLIC. Default Public.")
+    var `public`: String?
+
+    @Option(help: "JSON file {\"admin\": \"...\", \"inference\": \"...\"} with bearer tokens.")
+    var tokens: String?
+
+    @Option(help: "Log format: text or json. Env SPIKESERVE_LOG_FORMAT.")
+    var logFormat: String?
+
+    @Option(help: "Largest dynamic batch.")
+    var maxBatchSize = 32
+
+    @Option(help: "Longest wait, in milliseconds, for a batch to fill.")
+    var maxQueueDelayMs = 2.0
+
+    @Option(help: "Most images queued before requests are refused with 429.")
+    var maxQueuedImages = 512
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let format = logFormat ?? env["SPIKESERVE_LOG_FORMAT"] ?? "text"
+        guard ["text", "json"].contains(format) else { throw ValidationError("--log-format must be text or json") }
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = format == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "spikeserve")
+        var server = HTTPServer.Configuration()
+        server.host = host ?? env["SPIKESERVE_HOST"] ?? "127.0.0.1"
+        server.port = port ?? env["SPIKESERVE_PORT"].flatMap(Int.init) ?? 8080
+        let modelsDir = models ?? env["SPIKESERVE_MODELS"] ?? "Models"
+        let publicDir = self.public ?? env["SPIKESERVE_PUBLIC"] ?? "Public"
+        var batching = InferenceScheduler.Configuration()
+        batching.maxBatchSize = maxBatchSize
+        batching.maxQueueDelay = .microseconds(Int(maxQueueDelayMs * 1000))
+        batching.maxQueuedImages = maxQueuedImages
+        let app = try ServingApplication(
+            modelsDirectory: modelsDir, publicDirectory: publicDir, tokens: AccessTokens.load(file: tokens),
+            batching: batching, server: server, logger: logger)
+        try await app.run()
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import Serving
+import Testing
+
+@Suite(.serialized) struct ServingAPITests {
+    @Test func healthReadinessModelsAndVersions() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.stop() } }
+        #expect(try await curl([server.base + "/healthz"]).status == 200)
+        let ready = try await curl([server.base + "/readyz"])
+        #expect(ready.status == 200)
+        #expect((ready.json["models"] as? [String: String])?["tiny"] == "ready")
+        let list = try await curl([server.base + "/v1/models"])
+        #expect(list.status == 200)
+        let models = list.json["models"] as? [[String: Any]] ?? []
+        #expect(models.first?["name"] as? String == "tiny" && models.first?["default_version"] as? Int == 1)
+        let detail = try await curl([server.base + "/v1/models/tiny"]).json
+        #expect(detail["max_timesteps"] as? Int == 64 && detail["default_timesteps"] as? Int == 4)
+        #expect((detail["labels"] as? [String])?.count == 10)
+        #expect((detail["thresholds"] as? [Double]) == [0.5])
+        let versions = try await curl([server.base + "/v1/models/tiny/versions"]).json["versions"] as? [[String: Any]] ?? []
+        #expect(versions.map { $0["state"] as? String } == ["ready", "ready", "failed"])
+        #expect(try await curl([server.base + "/v1/models/nope"]).status == 404)
+        #expect(try await curl([server.base + "/v1/models/nope/versions"]).status == 404)
+        let openapi = try await curl([server.base + "/openapi.json"])
+        #expect(openapi.status == 200 && (openapi.json["paths"] as? [String: Any])?.count == 10)
+    }
+
+    @Test func classifyEveryBodyForm() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.stop() } }
+        let url = server.base + "/v1/models/tiny/classify?seed=7&top_k=3"
+        let raw = try await curl(["--data-binary", "@" + fixture("seven.png"), "-H", "Content-Type: image/png", url])
+        #expect(raw.status == 200)
+        #expect(raw.headers["x-model-version"] == "1" && raw.headers["x-request-id"] != nil)
+        let results = raw.json["results"] as? [[String: Any]] ?? []
+        #expect(results.count == 1)
+        let predictions = results.first?["predictions"] as? [[String: Any]] ?? []
+        #expect(predictions.count == 3)
+        #expect(results.first?["timesteps_used"] as? Int == 4)
+        #expect(results.first?["spike_count"] != nil && results.first?["synaptic_ops"] != nil)
+        #expect(raw.json["model"] as? String == "tiny" && raw.json["model_version"] as? Int == 1 && raw.json["timesteps"] as? Int == 4)
+
+        let jpeg = try await curl(["--data-binary", "@" + fixture("seven.jpg"), "-H", "Content-Type: image/jpeg", url + "&timesteps=8&trace=true"])
+        #expect(jpeg.status == 200)
+        let trace = (jpeg.json["results"] as? [[String: Any]])?.first?["trace"] as? [[String: Any]] ?? []
+        #expect(trace.count == 8)
+
+        let multipart = try await curl(["-F", "image=@" + fixture("seven.png"), "-F", "image=@" + fixture("two.png"), "-F", "timesteps=6", url])
+        #expect(multipart.status == 200)
+        #expect((multipart.json["results"] as? [Any])?.count == 2 && multipart.json["timesteps"] as? Int == 6)
+
+        let b64 = try Data(contentsOf: URL(fileURLWithPath: fixture("two.png"))).base64EncodedString()
+        let json = try await curl(["-H", "Content-Type: application/json", "--data", #"{"images": [{"b64": "\#(b64)"}], "timesteps": 5, "seed": 7}"#,
+                             server.base + "/v1/models/tiny/classify"])
+        #expect(json.status == 200 && json.json["timesteps"] as? Int == 5)
+
+        // The same seed reproduces the same scores; a specific version is addressable.
+        let again = try await curl(["--data-binary", "@" + fixture("seven.png"), "-H", "Content-Type: image/png", url])
+        let scores = { (r: CurlResult) in ((r.json["results"] as? [[String: Any]])?.first?["predictions"] as? [[String: Any]])?.map { $0["score"] as? Double } }
+        #expect(scores(again) == scores(raw))
+        let v2 = try await curl(["--data-binary", "@" + fixture("seven.png"), "-H", "Content-Type: image/png",
+                           server.base + "/v1/models/tiny/versions/2/classify"])
+        #expect(v2.status == 200 && v2.headers["x-model-version"] == "2")
+    }
+
+    @Test func errorsHaveTheDocumentedStatusAndShape() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.stop() } }
+        let url = server.base + "/v1/models/tiny/classify"
+        let png = ["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png")]
+        let garbage = try await curl(["-H", "Content-Type: image/png", "--data-binary", "not an image", url])
+        #expect(garbage.status == 400 && garbage.errorCode == "invalid_image")
+        let truncated = try await curl(["-H", "Content-Type: image/jpeg", "--data-binary", "@" + fixture("seven.jpg"), "--range", "0-100", url])
+        #expect([200, 400].contains(truncated.status))
+        let badT = try await curl(png + [url + "?timesteps=abc"])
+        #expect(badT.status == 400 && badT.errorCode == "invalid_parameter")
+        #expect(String(decoding: badT.body, as: UTF8.self).contains("timesteps"))
+        let overMax = try await curl(png + [url + "?timesteps=65"])
+        #expect(overMax.status == 400 && String(decoding: overMax.body, as: UTF8.self).contains("maximum of 64"))
+        #expect(try await curl(png + [url + "?top_k=0"]).status == 400)
+        #expect(try await curl(png + [url + "?trace=maybe"]).status == 400)
+        let unsupported = try await curl(["-H", "Content-Type: text/plain", "--data", "hello", url])
+        #expect(unsupported.status == 415 && unsupported.errorCode == "unsupported_media_type")
+        #expect(try await curl(png + [server.base + "/v1/models/nope/classify"]).status == 404)
+        #expect(try await curl(png + [server.base + "/v1/models/tiny/versions/9/classify"]).status == 404)
+        #expect(try await curl(png + [server.base + "/v1/models/tiny/versions/3/classify"]).status == 503)
+        let method = try await curl([url])
+        #expect(method.status == 405 && method.headers["allow"]?.contains("POST") == true)
+        let emptyJSON = try await curl(["-H", "Content-Type: application/json", "--data", "{}", url])
+        #expect(emptyJSON.status == 400)
+        let deadline = try await curl(png + [url + "?timesteps=64&deadline_ms=1"])
+        #expect([200, 504].contains(deadline.status))
+        // A bad upload does not affect the next request.
+        #expect(try await curl(png + [url]).status == 200)
+    }
+
+    @Test func queueLimitAnswers429WithRetryAfter() async throws {
+        var batching = InferenceScheduler.Configuration()
+        batching.maxQueuedImages = 1
+        batching.maxBatchSize = 1
+        let server = try await TestServer(batching: batching)
+        defer { Task { await server.stop() } }
+        let url = server.base + "/v1/models/tiny/classify?timesteps=64"
+        let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for _ in 0..<24 {
+                group.addTask {
+                    let r = try await curl(["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"), url])
+                    return (r.status, r.headers["retry-after"])
+                }
+            }
+            var all: [(Int, String?)] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        #expect(statuses.contains { $0.0 == 200 })
+        let refused = statuses.filter { $0.0 == 429 }
+        #expect(!refused.isEmpty && refused.allSatisfy { $0.1 == "1" })
+    }
+
+    @Test func concurrentRequestsAreBatched() async throws {
+        var batching = InferenceScheduler.Configuration()
+        batching.maxQueueDelay = .milliseconds(50)
+        let server = try await TestServer(batching: batching)
+        defer { Task { await server.stop() } }
+        let url = server.base + "/v1/models/tiny/classify"
+        let sizes = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    let r = try await curl(["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"), url])
+                    return ((r.json["results"] as? [[String: Any]])?.first?["timings_ms"] as? [String: Any])?["batch_size"] as? Int ?? 0
+                }
+            }
+            var all: [Int] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        #expect(sizes.max()! > 1, "batch sizes \(sizes)")
+        let metrics = String(decoding: try await curl([server.base + "/metrics"]).body, as: UTF8.self)
+        #expect(metrics.contains("spikeserve_requests_total"))
+        #expect(metrics.contains("spikeserve_batch_size"))
+        #expect(metrics.contains("spikeserve_model_version_loaded"))
+    }
+
+    @Test func authScopes() async throws {
+        // No admin token configured: admin endpoints are disabled and say how to enable them.
+        let open = try await TestServer()
+        let disabled = try await curl(["-X", "PUT", "-H", "Content-Type: application/json", "--data", #"{"version": 2}"#,
+                                 open.base + "/v1/models/tiny/default"])
+        #expect(disabled.status == 403 && String(decoding: disabled.body, as: UTF8.self).contains("SPIKESERVE_ADMIN_TOKEN"))
+        await open.stop()
+
+        let server = try await TestServer(tokens: AccessTokens(admin: "adm-secret", inference: "inf-secret"))
+        defer { Task { await server.stop() } }
+        let classify = ["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"), server.base + "/v1/models/tiny/classify"]
+        let missing = try await curl(classify)
+        #expect(missing.status == 401 && missing.headers["www-authenticate"]?.hasPrefix("Bearer") == true)
+        #expect(try await curl(["-H", "Authorization: Bearer wrong"] + classify).status == 401)
+        #expect(try await curl(["-H", "Authorization: Bearer inf-secret"] + classify).status == 200)
+        #expect(try await curl(["-H", "Authorization: Bearer adm-secret"] + classify).status == 200)
+        let put = ["-X", "PUT", "-H", "Content-Type: application/json", server.base + "/v1/models/tiny/default"]
+        #expect(try await curl(["-H", "Authorization: Bearer inf-secret", "--data", #"{"version": 2}"#] + put).status == 403)
+        #expect(try await curl(["--data", #"{"version": 2}"#] + put).status == 401)
+        let unknown = try await curl(["-H", "Authorization: Bearer adm-secret", "--data", #"{"version": 9}"#] + put)
+        #expect(unknown.status == 409)
+        #expect(try await curl(["-H", "Authorization: Bearer adm-secret", "--data", #"{"version": 3}"#] + put).status == 409)
+        #expect(try await curl(["-H", "Authorization: Bearer adm-secret", "--data", #"{"v": 3}"#] + put).status == 400)
+        let ok = try await curl(["-H", "Authorization: Bearer adm-secret", "--data", #"{"version": 2}"#] + put)
+        #expect(ok.status == 200 && ok.json["default_version"] as? Int == 2)
+        let after = try await curl(["-H", "Authorization: Bearer inf-secret"] + classify)
+        #expect(after.headers["x-model-version"] == "2")
+        // The pointer is persisted for the next start.
+        let pointer = try String(contentsOfFile: server.models + "/tiny/serving.json", encoding: .utf8)
+        #expect(pointer.contains("2"))
+        // Health, readiness and metrics stay open.
+        #expect(try await curl([server.base + "/healthz"]).status == 200)
+        #expect(try await curl([server.base + "/metrics"]).status == 200)
+    }
+}
