@@ -7,7 +7,12 @@ import TensorKit
 /// asynchronous jobs run the same code.
 public struct FineTuner {
     public struct Configuration: Codable, Sendable {
+        /// The budget trained for; it becomes the model's default.
         public var timesteps: Int = 8
+        /// Further budgets to train for at the same time: batches cycle through
+        /// `[timesteps] + alsoTimesteps`, and validation averages over all of them, so one model
+        /// serves every listed budget (a model tuned for T = 4 alone degrades at T = 8).
+        public var alsoTimesteps: [Int] = []
         public var epochs: Int = 5
         public var batchSize: Int = 32
         /// "adam" (AMSGrad) or "sgd".
@@ -26,6 +31,8 @@ public struct FineTuner {
         public var limit: Int?
         public var seed: UInt64 = 0
         public init() {}
+
+        public var budgets: [Int] { [timesteps] + alsoTimesteps.filter { $0 != timesteps } }
 
         public var surrogateFunction: Surrogate {
             surrogate == "linear" ? .linear(alpha: alpha) : .stdb(alpha: alpha, beta: beta, silentAge: silentAge)
@@ -72,10 +79,10 @@ public struct FineTuner {
         let runStart = nowSeconds()
         var imagesDone = 0
         if bestModel == nil, let validation {
-            let base = try Self.accuracy(of: network.model, on: validation, timesteps: c.timesteps)
+            let (base, text) = try validate(network.model, on: validation)
             bestValidationAccuracy = base
             bestModel = network.model
-            events(.message(String(format: "before fine-tuning: validation accuracy %.2f%% at T=%d", 100 * base, c.timesteps)))
+            events(.message("before fine-tuning: validation accuracy " + text))
         }
         while completedEpochs < c.epochs {
             let epoch = completedEpochs + 1
@@ -89,7 +96,8 @@ public struct FineTuner {
                 if cancellation.isCancelled { throw TrainingCancelled(epoch: epoch) }
                 let (x, labels) = train.batch(indices, generator: &rng)
                 let seeds = indices.map { UInt64($0) &* 31 &+ UInt64(epoch) &* 1_000_003 &+ c.seed }
-                let r = network.step(x, labels: labels, timesteps: c.timesteps, seeds: seeds, dropoutSeed: rng.next())
+                let budget = c.budgets[step % c.budgets.count]
+                let r = network.step(x, labels: labels, timesteps: budget, seeds: seeds, dropoutSeed: rng.next())
                 peakTapeBytes = max(peakTapeBytes, r.tapeBytes)
                 applyUpdate(r, names: names)
                 lossSum += Double(r.loss) * Double(labels.count)
@@ -103,7 +111,11 @@ public struct FineTuner {
                                                imagesPerSecond: rate, secondsRemaining: remaining)))
             }
             var val: Double? = nil
-            if let validation { val = try Self.accuracy(of: network.model, on: validation, timesteps: c.timesteps) }
+            if let validation {
+                let (accuracy, text) = try validate(network.model, on: validation)
+                val = accuracy
+                events(.message("epoch \(epoch) validation accuracy " + text))
+            }
             completedEpochs = epoch
             history.append(["epoch": Double(epoch), "train_loss": lossSum / Double(max(1, seen)),
                             "train_accuracy": Double(correct) / Double(max(1, seen)), "val_accuracy": val ?? -1,
@@ -145,6 +157,14 @@ public struct FineTuner {
         if c.trainLeak { network.model.description.snn!.leaks = params[extra].scalars.map { min(1, max($0, 0.05)) } }
     }
 
+    /// Mean validation accuracy over the trained budgets, and a description per budget.
+    func validate(_ model: Model, on data: ImageSet) throws -> (Double, String) {
+        let budgets = configuration.budgets
+        let accuracies = try budgets.map { try Self.accuracy(of: model, on: data, timesteps: $0) }
+        let text = zip(budgets, accuracies).map { String(format: "%.2f%% at T=%d", 100 * $1, $0) }.joined(separator: ", ")
+        return (accuracies.reduce(0, +) / Double(accuracies.count), text)
+    }
+
     /// SNN accuracy with fixed Poisson seeds, so epochs are compared on identical inputs.
     public static func accuracy(of model: Model, on data: ImageSet, timesteps: Int) throws -> Double {
         try Evaluator.evaluateSNN(model, on: data, timesteps: timesteps, batchSize: 100).accuracy
@@ -164,7 +184,8 @@ public struct FineTuner {
         p.notes["finetune_best_epoch"] = String(bestEpoch)
         p.notes["finetune_surrogate"] = c.surrogate == "linear" ? "linear(alpha=\(c.alpha))" : "stdb(alpha=\(c.alpha), beta=\(c.beta), silent_age=\(c.silentAge))"
         p.notes["finetune_optimizer"] = "\(c.optimizer) lr=\(c.learningRate) weight_decay=\(c.weightDecay) batch=\(c.batchSize)"
-        if bestValidationAccuracy >= 0 { p.accuracies["hybrid_t\(c.timesteps)"] = bestValidationAccuracy }
+        if bestValidationAccuracy >= 0 && c.budgets.count == 1 { p.accuracies["hybrid_t\(c.timesteps)"] = bestValidationAccuracy }
+        p.notes["finetune_budgets"] = c.budgets.map(String.init).joined(separator: ",")
         if let command { p.commands.append(command) }
         m.description.provenance = p
         return m

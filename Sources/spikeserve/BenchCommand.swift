@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Imaging
 import NativeBridge
+import SNN
 import TensorKit
 
 struct BenchCommand: ParsableCommand {
@@ -10,6 +12,12 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Batch size for the kernel benchmarks.")
     var batch = 64
+
+    @Option(help: "A converted model (directory) to benchmark SNN inference and fine-tuning with.")
+    var model: String?
+
+    @Option(help: "ImageFolder to draw benchmark images from (default: random inputs).")
+    var data: String?
 
     func run() throws {
         print("blas_core: \(BLAS.coreName) (\(BLASKernelSelection.selection)), threads \(BLAS.threads)")
@@ -27,6 +35,40 @@ struct BenchCommand: ParsableCommand {
         let bwd = time(repeats: 5) { _ = conv2dBackward(x, weight: w, gradOutput: y, geometry: g, workspace: &ws) }
         print(String(format: "conv2d 32→64 3×3 on %d×14×14: forward %.2f ms (%.1f GFLOP/s), backward %.2f ms (%.1f GFLOP/s)",
                      batch, fwd * 1e3, flops / fwd / 1e9, bwd * 1e3, 2 * flops / bwd / 1e9))
+        if let model { try benchModel(model) }
+    }
+
+    /// SNN inference at batch 100 and STDB fine-tuning at batch 32, the settings of the PyTorch
+    /// baselines quoted in README.
+    func benchModel(_ path: String) throws {
+        let m = try Model.load(from: path)
+        let spec = m.description.inputSpec
+        var input = Tensor(shape: [100, spec.channels, spec.height, spec.width])
+        var labels = [Int](repeating: 0, count: 100)
+        if let data {
+            let set = try ImageSet.load(try ImageFolder(root: data).subset(limit: 100), spec: spec)
+            var rng = SeededGenerator(seed: 0)
+            (input, labels) = set.batch(0..<set.count, generator: &rng)
+        } else {
+            var rng = SeededGenerator(seed: 0)
+            for i in 0..<input.count { input.scalars[i] = 2 * rng.nextUnitFloat() - 0.5 }
+        }
+        var engine = try SpikingEngine(model: m)
+        for t in [4, 8, 16, 32] {
+            let seconds = time(repeats: 3) { _ = engine.run(input, options: .init(timesteps: t)) }
+            print(String(format: "snn inference %@ T=%2d batch 100: %7.0f images/s", m.description.name, t, 100 / seconds))
+        }
+        let batch32 = Tensor(shape: [32] + Array(input.shape.dropFirst()), scalars: Array(input.scalars.prefix(32 * spec.count)))
+        for (name, surrogate) in [("stdb", Surrogate.default), ("linear", Surrogate.linear(alpha: 0.3))] {
+            var net = try STDBNetwork(model: m, surrogate: surrogate)
+            for t in [4, 8] {
+                var tape = 0
+                let seconds = time(repeats: 3) {
+                    tape = net.step(batch32, labels: Array(labels.prefix(32)), timesteps: t, seeds: Array(0..<32), dropoutSeed: 1).tapeBytes
+                }
+                print(String(format: "fine-tuning step (%@) T=%d batch 32: %7.0f images/s (tape %.0f MB)", name, t, 32 / seconds, Double(tape) / 1e6))
+            }
+        }
     }
 
     func time(repeats: Int, _ body: () -> Void) -> Double {

@@ -17,6 +17,9 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Time steps simulated per training image (the budget being trained for).")
     var timesteps = 8
 
+    @Option(parsing: .upToNextOption, help: "Further budgets trained at the same time (batches cycle through them), e.g. --also-timesteps 8.")
+    var alsoTimesteps: [Int] = []
+
     @Option(help: "Epochs.")
     var epochs = 5
 
@@ -84,6 +87,7 @@ struct FinetuneCommand: ParsableCommand {
 
         var config = FineTuner.Configuration()
         config.timesteps = timesteps
+        config.alsoTimesteps = alsoTimesteps
         config.epochs = epochs
         config.batchSize = batchSize
         config.optimizer = optimizer
@@ -109,8 +113,8 @@ struct FinetuneCommand: ParsableCommand {
             switch event {
             case .batch(let p): bar.update(p)
             case .epochFinished(let e, let loss, let acc, let val, let seconds):
-                bar.finishLine(String(format: "epoch %d: loss %.4f, train accuracy %.2f%%, validation accuracy %@ at T=%d, %.0f s",
-                                      e, loss, 100 * acc, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", timesteps, seconds))
+                bar.finishLine(String(format: "epoch %d: loss %.4f, train accuracy %.2f%%, mean validation accuracy %@, %.0f s",
+                                      e, loss, 100 * acc, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", seconds))
             case .message(let m): bar.finishLine(m)
             }
         }
@@ -118,8 +122,8 @@ struct FinetuneCommand: ParsableCommand {
         let finished = tuner.finishedModel(dataDescription: dataOptions.data, command: invocation)
         try finished.save(to: out)
         let meanRate = rates.isEmpty ? 0 : rates.reduce(0, +) / Double(rates.count)
-        print(String(format: "saved %@ (best epoch %d, validation accuracy %.2f%% at T=%d); training %.0f images/s; tape %.0f MB, peak RSS %.0f MB",
-                     out, tuner.bestEpoch, 100 * tuner.bestValidationAccuracy, timesteps, meanRate,
+        print(String(format: "saved %@ (best epoch %d, mean validation accuracy %.2f%%); training %.0f images/s; tape %.0f MB, peak RSS %.0f MB",
+                     out, tuner.bestEpoch, 100 * tuner.bestValidationAccuracy, meanRate,
                      Double(tuner.peakTapeBytes) / 1e6, Double(peakResidentBytes()) / 1e6))
     }
 }
