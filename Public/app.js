@@ -5,6 +5,11 @@ const $ = (id) => document.getElementById(id);
 let models = [];
 let imageBlob = null;
 
+function authHeaders() {
+  const token = localStorage.getItem('spikeserve-token');
+  return token ? { Authorization: 'Bearer ' + token } : {};
+}
+
 async function api(path, options = {}) {
   const token = localStorage.getItem('spikeserve-token');
   const headers = Object.assign({}, options.headers || {});
@@ -147,5 +152,160 @@ $('drop').addEventListener('drop', (e) => {
   useFile(e.dataTransfer.files[0]);
 });
 $('classify').addEventListener('click', classify);
+
+// ---- Fine-tuning jobs ----
+let currentJob = null;
+const history = [];
+
+$('token').value = localStorage.getItem('spikeserve-token') || '';
+$('token').addEventListener('change', () => {
+  localStorage.setItem('spikeserve-token', $('token').value);
+  loadVersions();
+});
+
+function jobStatus(text, error = false) {
+  $('job-status').textContent = text;
+  $('job-status').className = error ? 'error' : '';
+}
+
+async function startJob() {
+  const body = {
+    model: $('model').value,
+    training_data: $('training-data').value,
+    hyperparameters: { timesteps: +$('job-timesteps').value, epochs: +$('job-epochs').value, limit: +$('job-limit').value },
+    force: $('job-force').checked,
+  };
+  try {
+    const { body: job } = await api('/v1/fine_tuning/jobs', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    currentJob = job.id;
+    history.length = 0;
+    $('job-events').innerHTML = '';
+    $('cancel-job').disabled = false;
+    jobStatus(`${job.id}: ${job.status}`);
+    follow(job.id);
+  } catch (e) {
+    jobStatus(e.message, true);
+  }
+}
+
+// Follows the job's Server-Sent Events with fetch (EventSource cannot send the bearer token).
+async function follow(id) {
+  const response = await fetch(`/v1/fine_tuning/jobs/${id}/events?stream=true`, { headers: authHeaders() });
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let type = 'message', data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) type = line.slice(6).trim();
+        if (line.startsWith('data:')) data += line.slice(5).trim();
+      }
+      if (data) onJobEvent(type, JSON.parse(data));
+    }
+  }
+  const { body: job } = await api(`/v1/fine_tuning/jobs/${id}`);
+  jobStatus(`${job.id}: ${job.status}` + (job.result ? ` (version ${job.result.model_version}, deployed: ${job.result.deployed})` : '') +
+    (job.error ? ` — ${job.error.message}` : ''), job.status === 'failed');
+  $('cancel-job').disabled = true;
+  loadVersions();
+  loadModels();
+}
+
+function onJobEvent(type, event) {
+  if (type === 'done') return;
+  const item = document.createElement('li');
+  item.textContent = `[${event.type}] ${event.message}`;
+  $('job-events').appendChild(item);
+  if (event.type === 'metrics' && event.data && event.data.train_loss !== undefined) {
+    history.push(event.data);
+    drawJobChart();
+  }
+  jobStatus(`${currentJob}: ${event.message}`);
+}
+
+function drawJobChart() {
+  const canvas = $('job-chart');
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const pad = 20, w = canvas.width - 2 * pad, h = canvas.height - 2 * pad;
+  ctx.strokeStyle = '#ccd';
+  ctx.strokeRect(pad, pad, w, h);
+  const maxLoss = Math.max(...history.map((p) => p.train_loss), 1e-6);
+  const series = [['train_loss', '#e8743a', (v) => v / maxLoss], ['train_accuracy', '#3a6ee8', (v) => v], ['val_accuracy', '#2e9d5b', (v) => v]];
+  for (const [key, color, scale] of series) {
+    ctx.strokeStyle = color;
+    ctx.beginPath();
+    history.forEach((p, i) => {
+      if (p[key] === undefined) return;
+      const x = pad + (history.length === 1 ? w / 2 : (i / (history.length - 1)) * w);
+      const y = pad + h * (1 - scale(p[key]));
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      ctx.fillStyle = color;
+      ctx.fillRect(x - 2, y - 2, 4, 4);
+    });
+    ctx.stroke();
+  }
+}
+
+async function cancelJob() {
+  if (!currentJob) return;
+  try {
+    await api(`/v1/fine_tuning/jobs/${currentJob}/cancel`, { method: 'POST' });
+  } catch (e) {
+    jobStatus(e.message, true);
+  }
+}
+
+async function loadVersions() {
+  const model = $('model').value;
+  if (!model) return;
+  try {
+    const { body } = await api(`/v1/models/${encodeURIComponent(model)}/versions`);
+    const rows = $('versions').querySelector('tbody');
+    rows.innerHTML = '';
+    for (const v of body.versions) {
+      const row = document.createElement('tr');
+      row.dataset.version = v.version;
+      const accuracies = Object.entries(v.accuracies || {}).map(([k, a]) => `${k} ${(100 * a).toFixed(2)}%`).join(', ');
+      row.innerHTML = `<td>${v.version}</td><td>${v.state}</td><td class="is-default">${v.default ? 'yes' : ''}</td><td></td><td></td>`;
+      row.children[3].textContent = accuracies;
+      if (!v.default && v.state === 'ready') {
+        const button = document.createElement('button');
+        button.textContent = 'Make default';
+        button.className = 'make-default';
+        button.addEventListener('click', () => setDefault(model, v.version));
+        row.children[4].appendChild(button);
+      }
+      rows.appendChild(row);
+    }
+  } catch (e) {
+    jobStatus(e.message, true);
+  }
+}
+
+async function setDefault(model, version) {
+  try {
+    await api(`/v1/models/${encodeURIComponent(model)}/default`, {
+      method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ version }),
+    });
+    jobStatus(`version ${version} is now the default`);
+    loadVersions();
+  } catch (e) {
+    jobStatus(e.message, true);
+  }
+}
+
+$('start-job').addEventListener('click', startJob);
+$('cancel-job').addEventListener('click', cancelJob);
+$('model').addEventListener('change', loadVersions);
 checkReady();
-loadModels();
+loadModels().then(loadVersions);

@@ -1,10 +1,21 @@
 import CBLAS
+import CNative
 import Dispatch
 import Foundation
 
 /// Cores available for numeric work.
 public enum Parallelism {
-    public static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// All cores of the machine.
+    public static let machineCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Cores the calling thread's kernels may use: all of them, unless the thread set a ceiling
+    /// with `limitCurrentThread` (a background training job leaves cores to inference this way).
+    public static var cores: Int {
+        let limit = Int(sn_get_thread_core_limit())
+        return limit > 0 ? min(limit, machineCores) : machineCores
+    }
+
+    public static func limitCurrentThread(to cores: Int) { sn_set_thread_core_limit(Int32(max(0, cores))) }
 }
 
 /// Thin, typed wrappers over the OpenBLAS calls SpikeServe uses. All matrices are row-major.

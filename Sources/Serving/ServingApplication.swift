@@ -11,11 +11,13 @@ public final class ServingApplication: Sendable {
     public let scheduler: InferenceScheduler
     public let api: ServingAPI
     public let server: HTTPServer
+    public let jobs: JobManager
     let logger: Logger
 
+    /// `jobs`: job settings; its state directory defaults to `MODELS/.spikeserve`.
     public init(modelsDirectory: String, publicDirectory: String?, tokens: AccessTokens,
-                batching: InferenceScheduler.Configuration = .init(), server configuration: HTTPServer.Configuration,
-                logger: Logger) throws {
+                batching: InferenceScheduler.Configuration = .init(), jobs jobConfiguration: JobManager.Configuration? = nil,
+                server configuration: HTTPServer.Configuration, logger: Logger) throws {
         self.logger = logger
         let metrics = ServingMetrics()
         store = ModelStore(root: modelsDirectory)
@@ -23,9 +25,15 @@ public final class ServingApplication: Sendable {
             metrics.batch(model: report.model, version: report.version, size: report.size, timesteps: report.timesteps,
                           spikes: report.spikes, computeSeconds: report.computeSeconds)
         }
-        api = ServingAPI(store: store, scheduler: scheduler, tokens: tokens, metrics: metrics, logger: logger)
+        let api = ServingAPI(store: store, scheduler: scheduler, tokens: tokens, metrics: metrics, logger: logger)
+        self.api = api
+        try store.loadAll()
+        jobs = try JobManager(
+            configuration: jobConfiguration ?? .init(stateDirectory: modelsDirectory + "/.spikeserve", dataRoot: nil),
+            store: store, scheduler: scheduler, logger: logger, onVersionChange: { name in api.publishVersionMetrics(name) })
         var router = Router()
         api.register(on: &router)
+        api.registerJobs(jobs, on: &router)
         if let publicDirectory, FileManager.default.fileExists(atPath: publicDirectory) {
             router.fallback(StaticFiles(root: publicDirectory).handler())
         }
@@ -39,6 +47,7 @@ public final class ServingApplication: Sendable {
         try start()
         server.installSignalHandlers()
         await server.waitUntilStopped()
+        jobs.stop()
         scheduler.stop()
         logger.info("stopped")
     }
@@ -46,7 +55,6 @@ public final class ServingApplication: Sendable {
     public func start() throws {
         try server.start()
         logger.info("listening", metadata: ["port": "\(server.boundPort)", "models": "\(store.root)"])
-        try store.loadAll()
         Task { await warmUp() }
     }
 

@@ -1,10 +1,12 @@
 import Dispatch
 import Foundation
+import NativeBridge
 
 /// Splits index ranges over the cores. The chunk count is capped by the core count so that each
 /// worker gets one contiguous range (good for caches and for per-chunk scratch memory).
 public enum Parallel {
-    public static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Cores the calling thread may use (see `Parallelism.cores`).
+    @inlinable public static var cores: Int { Parallelism.cores }
 
     /// Calls `body` with disjoint ranges covering `0..<count`, concurrently when the work is large
     /// enough: below `grain` items per chunk the split is not worth a thread hop.

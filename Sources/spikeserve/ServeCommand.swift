@@ -10,7 +10,7 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve every model under --models over HTTP (REST API, web page, metrics).",
         discussion: """
             Environment: SPIKESERVE_HOST, SPIKESERVE_PORT, SPIKESERVE_MODELS, SPIKESERVE_PUBLIC, SPIKESERVE_LOG_FORMAT, \
-            SPIKESERVE_ADMIN_TOKEN, SPIKESERVE_INFERENCE_TOKEN (flags win over the environment).
+            SPIKESERVE_ADMIN_TOKEN, SPIKESERVE_INFERENCE_TOKEN, SPIKESERVE_DATA_ROOT (flags win over the environment).
             """)
 
     @Option(help: "Address to listen on (IPv4 or IPv6 literal). Env SPIKESERVE_HOST. Default 127.0.0.1.")
@@ -31,6 +31,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Env SPIKESERVE_LOG_FORMAT.")
     var logFormat: String?
 
+    @Option(help: "Directory training data paths of fine-tuning jobs are relative to. Env SPIKESERVE_DATA_ROOT. Default: paths disabled (upload datasets instead).")
+    var dataRoot: String?
+
+    @Option(help: "Directory for job records, checkpoints and uploaded datasets. Default MODELS/.spikeserve.")
+    var stateDir: String?
+
+    @Option(help: "Fraction of the cores a fine-tuning job may use (at least one core).")
+    var trainingCoreShare = 0.5
+
+    @Option(help: "Versions kept on disk per model (the default version is always kept).")
+    var keepVersions = 5
+
     @Option(help: "Largest dynamic batch.")
     var maxBatchSize = 32
 
@@ -40,7 +52,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most images queued before requests are refused with 429.")
     var maxQueuedImages = 512
 
-    func run() async throws {
+    func run() async throws { try await serve() }
+
+    func serve() async throws {
         let env = ProcessInfo.processInfo.environment
         let format = logFormat ?? env["SPIKESERVE_LOG_FORMAT"] ?? "text"
         guard ["text", "json"].contains(format) else { throw ValidationError("--log-format must be text or json") }
@@ -59,9 +73,13 @@ struct ServeCommand: AsyncParsableCommand {
         batching.maxBatchSize = maxBatchSize
         batching.maxQueueDelay = .microseconds(Int(maxQueueDelayMs * 1000))
         batching.maxQueuedImages = maxQueuedImages
+        var jobs = JobManager.Configuration(stateDirectory: stateDir ?? modelsDir + "/.spikeserve",
+                                            dataRoot: dataRoot ?? env["SPIKESERVE_DATA_ROOT"])
+        jobs.coreShare = trainingCoreShare
+        jobs.keepVersions = keepVersions
         let app = try ServingApplication(
             modelsDirectory: modelsDir, publicDirectory: publicDir, tokens: AccessTokens.load(file: tokens),
-            batching: batching, server: server, logger: logger)
+            batching: batching, jobs: jobs, server: server, logger: logger)
         try await app.run()
     }
 }

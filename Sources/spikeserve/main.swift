@@ -10,8 +10,10 @@ MemoryTuning.keepLargeAllocations()
 // carry the availability attribute that its generated check asks for.
 do {
     var command = try SpikeServe.parseAsRoot()
-    if var asyncCommand = command as? any AsyncParsableCommand {
-        try await asyncCommand.run()
+    // Dispatch to the async entry point by name: on an existential, `run()` resolves to the
+    // synchronous default that only prints help.
+    if let serve = command as? ServeCommand {
+        try await serve.serve()
     } else {
         try command.run()
     }

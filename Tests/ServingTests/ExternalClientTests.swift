@@ -45,6 +45,16 @@ func runBlocking(_ executable: String, _ arguments: [String], timeout: TimeInter
         #expect(result.output.contains("prediction="))
     }
 
+    @Test func jobsPanelRunsAJobAndRollsBack() async throws {
+        let server = try await TestServer(tokens: AccessTokens(admin: "adm", inference: nil), publicDirectory: repositoryRoot + "/Public",
+                                          dataRoot: repositoryRoot + "/Tests/SNNTests/Fixtures")
+        defer { Task { await server.stop() } }
+        let result = try await run(python, [repositoryRoot + "/Tests/browser/jobs_page.py", server.base, "adm", "mnist-small", "4"])
+        #expect(result.status == 0, "browser test failed:\n\(result.output)")
+        #expect(result.output.contains("rolled back to 1"))
+        #expect(try await curl([server.base + "/v1/models/tiny"]).json["default_version"] as? Int == 1)
+    }
+
     @Test func apiMatchesItsOpenAPIDocument() async throws {
         let schemathesis = repositoryRoot + "/.build-venv/bin/schemathesis"
         #expect(FileManager.default.isExecutableFile(atPath: schemathesis), "run scripts/setup.sh first: it installs schemathesis")

@@ -40,13 +40,14 @@ final class TestServer: Sendable {
     var base: String { "http://127.0.0.1:\(app.server.boundPort)" }
 
     init(tokens: AccessTokens = AccessTokens(), batching: InferenceScheduler.Configuration = .init(),
-         publicDirectory: String? = nil) async throws {
-        models = try makeModelsDirectory()
+         publicDirectory: String? = nil, models existing: String? = nil, dataRoot: String? = nil) async throws {
+        models = try existing ?? makeModelsDirectory()
         var config = HTTPServer.Configuration()
         config.port = 0
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         app = try ServingApplication(modelsDirectory: models, publicDirectory: publicDirectory, tokens: tokens, batching: batching,
+                                     jobs: .init(stateDirectory: models + "/.spikeserve", dataRoot: dataRoot),
                                      server: config, logger: logger)
         try app.start()
         // Wait for warm-up (readiness).
@@ -58,6 +59,7 @@ final class TestServer: Sendable {
 
     func stop() async {
         await app.server.shutdown()
+        app.jobs.stop()
         app.scheduler.stop()
     }
 }

@@ -52,4 +52,8 @@ void sn_cpu_detect(sn_cpu_features *features);
 /// Raises glibc's mmap and trim thresholds so large freed blocks are reused rather than unmapped.
 void sn_keep_large_allocations(void);
 
+/// Per-thread ceiling on the cores SpikeServe's parallel kernels use (0 = all cores).
+void sn_set_thread_core_limit(int cores);
+int sn_get_thread_core_limit(void);
+
 #endif

@@ -1,0 +1,117 @@
+import Foundation
+import Imaging
+import SNN
+
+/// Training data given as archives: extraction (with GNU tar, refusing links and paths that could
+/// escape) and locating the ImageFolder root inside what was extracted.
+public enum Datasets {
+    /// Extracts `archive` into a directory under `base` named after its path and modification
+    /// time, once; later calls reuse it.
+    static func extractOnce(archive: String, into base: String) throws(APIError) -> String {
+        let mtime = ((try? FileManager.default.attributesOfItem(atPath: archive))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        var hasher = Hasher()
+        hasher.combine(archive)
+        let key = String(format: "%016llx-%.0f", UInt64(bitPattern: Int64(hasher.finalize())), mtime)
+        let target = base + "/" + key
+        if FileManager.default.fileExists(atPath: target) { return target }
+        try extract(archive: archive, to: target)
+        return target
+    }
+
+    /// Extracts a tar or tar.gz into `target` atomically (a temporary sibling renamed into place).
+    static func extract(archive: String, to target: String) throws(APIError) {
+        let listing = try runTar(["-tvf", archive])
+        for line in listing.split(separator: "\n") {
+            guard let kind = line.first else { continue }
+            if kind != "-" && kind != "d" { throw .badRequest("the archive contains links or special files; only plain files and folders are accepted") }
+            let name = line.split(separator: " ", omittingEmptySubsequences: true).last.map(String.init) ?? ""
+            if name.hasPrefix("/") || name.split(separator: "/").contains("..") { throw .badRequest("the archive contains a path escaping its folder: \(name)") }
+        }
+        let tmp = target + ".tmp-\(UUID().uuidString.prefix(8))"
+        do { try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true) } catch {
+            throw APIError(500, "internal", "cannot create \(tmp)")
+        }
+        do {
+            _ = try runTar(["--no-same-owner", "--no-same-permissions", "-xf", archive, "-C", tmp])
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+        if rename(tmp, target) != 0 {
+            try? FileManager.default.removeItem(atPath: tmp)
+            if !FileManager.default.fileExists(atPath: target) { throw APIError(500, "internal", "cannot move the extracted data into place") }
+        }
+    }
+
+    static func runTar(_ arguments: [String]) throws(APIError) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch { throw APIError(500, "internal", "cannot run tar: \(error)") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw .badRequest("not a readable tar or tar.gz archive: \(String(decoding: errors.prefix(300), as: UTF8.self))", code: "invalid_archive")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The ImageFolder root inside an extracted archive: the directory itself, or its only
+    /// subdirectory when the archive wraps the class folders in one top folder.
+    static func imageFolderRoot(_ directory: String) -> String {
+        let fm = FileManager.default
+        let entries = ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
+        var isDir: ObjCBool = false
+        if entries.count == 1, fm.fileExists(atPath: directory + "/" + entries[0], isDirectory: &isDir), isDir.boolValue {
+            let inner = directory + "/" + entries[0]
+            let innerEntries = ((try? fm.contentsOfDirectory(atPath: inner)) ?? []).filter { !$0.hasPrefix(".") }
+            let hasClassFolders = innerEntries.contains { name in
+                var d: ObjCBool = false
+                return fm.fileExists(atPath: inner + "/" + name, isDirectory: &d) && d.boolValue
+            }
+            if hasClassFolders { return inner }
+        }
+        return directory
+    }
+
+    /// Stores an uploaded archive as dataset `ds_…`, extracts it and validates it: class folders,
+    /// every image decodable, and — when a model is named — classes equal to the model's labels.
+    static func upload(_ body: [UInt8], stateDirectory: String, model: ModelStore.Version?) throws(APIError) -> [String: JSONValue] {
+        guard body.count > 4 else { throw .badRequest("empty body: send a .tar or .tar.gz of an ImageFolder", code: "invalid_archive") }
+        let id = "ds_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+        let dir = stateDirectory + "/datasets"
+        let archive = dir + "/" + id + (body[0] == 0x1F && body[1] == 0x8B ? ".tar.gz" : ".tar")
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try writeDurably(Data(body), to: URL(fileURLWithPath: archive))
+        } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        let staging = dir + "/." + id
+        try extract(archive: archive, to: staging)
+        let folder: ImageFolder
+        do { folder = try ImageFolder(root: imageFolderRoot(staging)) } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw .badRequest("not an ImageFolder: \(error)", code: "invalid_dataset")
+        }
+        if let model {
+            guard folder.classes == model.model.description.labels else {
+                try? FileManager.default.removeItem(atPath: staging)
+                throw .badRequest("classes \(folder.classes) do not match model \(model.name)'s labels \(model.model.description.labels)", code: "invalid_dataset")
+            }
+        }
+        let spec = model?.model.description.inputSpec ?? InputSpec(channels: 1, height: 8, width: 8, mean: [0], std: [1])
+        do { _ = try ImageSet.load(folder, spec: spec) } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw .badRequest("undecodable image: \(error)", code: "invalid_dataset")
+        }
+        // Publish: the dataset id becomes usable only once validated.
+        let final = dir + "/" + id
+        if rename(staging, final) != 0 { throw APIError(500, "internal", "cannot publish the dataset") }
+        return ["id": .string(id), "object": "dataset", "classes": .array(folder.classes.map { .string($0) }),
+                "images": .int(folder.samples.count), "bytes": .int(body.count), "created_at": .int(unixNow())]
+    }
+}
