@@ -1,5 +1,6 @@
 // Minimal server for scripts/bench-http.sh: GET /json -> {"ok":true} on 127.0.0.1:18080
-// (override with HTTP_BENCH_PORT). No access log, so the numbers measure the server, not logging.
+// (override with HTTP_BENCH_PORT; HTTP_BENCH_IO_QUEUES sets the I/O queue count). No access log, so the
+// numbers measure the server, not logging.
 import Foundation
 import HTTPServer
 import Logging
@@ -14,7 +15,8 @@ router.get("/json") { _ in
 }
 
 let port = ProcessInfo.processInfo.environment["HTTP_BENCH_PORT"].flatMap(Int.init) ?? 18080
-let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: port), logger: logger, handler: router.handler())
+let ioQueues = ProcessInfo.processInfo.environment["HTTP_BENCH_IO_QUEUES"].flatMap(Int.init) ?? HTTPServer.Configuration.processorCount
+let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: port, ioQueues: ioQueues), logger: logger, handler: router.handler())
 try server.start()
 server.installSignalHandlers()
 print("http-bench listening on 127.0.0.1:\(server.boundPort)")
