@@ -104,8 +104,10 @@ public struct ImageSet: Sendable {
         let samples = folder.samples
         pixels.withUnsafeMutableBufferPointer { buf in
             let base = SharedPointer(buf.baseAddress!)
-            DispatchQueue.concurrentPerform(iterations: Parallel.cores * 8) { chunk in
-                let lo = n * chunk / (Parallel.cores * 8), hi = n * (chunk + 1) / (Parallel.cores * 8)
+            // The chunk count is read once: a worker thread may see a different core ceiling.
+            let chunks = Parallel.cores * 8
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let lo = n * chunk / chunks, hi = n * (chunk + 1) / chunks
                 for i in lo..<hi {
                     if firstError.withLock({ $0 != nil }) { return }
                     do {

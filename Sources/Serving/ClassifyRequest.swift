@@ -53,7 +53,11 @@ struct ClassifyRequest {
             }
             for name in parameterNames {
                 guard let v = object[name] else { continue }
-                if let b = v as? Bool { fields[name] = b ? "true" : "false" } else if let n = v as? NSNumber { fields[name] = n.stringValue } else if let s = v as? String { fields[name] = s } else {
+                // JSON numbers and booleans both arrive as NSNumber, and 0/1 also cast to Bool, so
+                // only `trace` reads a boolean; the other parameters read the number's digits.
+                if let n = v as? NSNumber {
+                    fields[name] = name == "trace" ? (n.boolValue ? "true" : "false") : n.stringValue
+                } else if let s = v as? String { fields[name] = s } else {
                     throw .badRequest("parameter '\(name)' has an unsupported JSON type", code: "invalid_parameter")
                 }
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NativeBridge
 import TensorKit
 @testable import Imaging
 
@@ -87,5 +88,25 @@ import TensorKit
         _ = FileManager.default.createFile(atPath: "\(root)/a/broken.png", contents: Data([0x89, 0x50, 0x4E, 0x47]))
         #expect { try ImageSet.load(ImageFolder(root: root), spec: InputSpec(channels: 1, height: 5, width: 7, mean: [0], std: [1])) }
             throws: { "\($0)".contains("broken.png") }
+    }
+}
+
+@Suite struct CoreLimitTests {
+    /// A training job's thread runs with a core ceiling; loading must still decode every image
+    /// (a chunk count read separately on the worker threads once skipped half of them).
+    @Test func loadingUnderACoreCeilingDecodesEverything() async throws {
+        let root = try ImageFolderTests().makeFolder()
+        let spec = InputSpec(channels: 3, height: 5, width: 7, mean: [0, 0, 0], std: [1, 1, 1])
+        let set: ImageSet = try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                Parallelism.limitCurrentThread(to: 1)
+                continuation.resume(with: Result { try ImageSet.load(ImageFolder(root: root), spec: spec) })
+            }
+            thread.start()
+        }
+        let per = spec.count
+        for i in 0..<set.count {
+            #expect(set.pixels[i * per..<(i + 1) * per].contains { $0 != 0 }, "image \(i) was never decoded")
+        }
     }
 }

@@ -51,9 +51,10 @@ import Testing
         #expect((multipart.json["results"] as? [Any])?.count == 2 && multipart.json["timesteps"] as? Int == 6)
 
         let b64 = try Data(contentsOf: URL(fileURLWithPath: fixture("two.png"))).base64EncodedString()
-        let json = try await curl(["-H", "Content-Type: application/json", "--data", #"{"images": [{"b64": "\#(b64)"}], "timesteps": 5, "seed": 7}"#,
+        let json = try await curl(["-H", "Content-Type: application/json", "--data", #"{"images": [{"b64": "\#(b64)"}], "timesteps": 5, "seed": 1, "trace": true}"#,
                              server.base + "/v1/models/tiny/classify"])
-        #expect(json.status == 200 && json.json["timesteps"] as? Int == 5)
+        #expect(json.status == 200 && json.json["timesteps"] as? Int == 5 && json.json["seed"] as? String == "1")
+        #expect(((json.json["results"] as? [[String: Any]])?.first?["trace"] as? [Any])?.count == 5)
 
         // The same seed reproduces the same scores; a specific version is addressable.
         let again = try await curl(["--data-binary", "@" + fixture("seven.png"), "-H", "Content-Type: image/png", url])
