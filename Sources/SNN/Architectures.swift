@@ -29,11 +29,11 @@ public enum Architectures {
         case "vgg5":
             return vgg([64, "M", 128, 128, "M"], hidden: [4096, 4096], flat: 128 * 8 * 8, classes: classes, batchNorm: batchNorm)
         case "vgg9":
-            return vgg([64, 64, "M", 128, 128, "M", 256, 256, 256, "M"], hidden: [4096, 4096], flat: 256 * 4 * 4,
+            return vgg([64, "M", 128, 256, "M", 256, 512, "M", 512, "M", 512], hidden: [4096, 4096], flat: 512 * 2 * 2,
                        classes: classes, batchNorm: batchNorm)
         case "vgg11":
-            return vgg([64, "M", 128, 256, "M", 512, 512, 512, "M", 512, 512], hidden: [4096, 4096],
-                       flat: 512 * 4 * 4, classes: classes, batchNorm: batchNorm)
+            return vgg([64, "M", 128, 256, "M", 512, 512, "M", 512, "M", 512, 512], hidden: [4096, 4096],
+                       flat: 512 * 2 * 2, classes: classes, batchNorm: batchNorm)
         case "vgg16":
             return vgg([64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
                        hidden: [4096, 4096], flat: 512 * 2 * 2, classes: classes, batchNorm: batchNorm)
@@ -44,7 +44,8 @@ public enum Architectures {
         }
     }
 
-    /// VGG-style stacks as in the reference implementation's `VGG_SNN` configurations: conv3×3,
+    /// VGG-style stacks with the reference implementation's configurations (`cfg` in
+    /// self_models/vgg_spiking.py; "M" is its 'A', an average pool): conv3×3,
     /// ReLU, dropout between convolutions, average pooling for "M", then a classifier of linear
     /// layers with dropout. Names follow PyTorch's `features.N` / `classifier.N` indexing.
     static func vgg(_ cfg: [Any], hidden: [Int], flat: Int, classes: Int, batchNorm: Bool,
@@ -84,8 +85,10 @@ public enum Architectures {
     static func resnet20(classes: Int, batchNorm: Bool) -> [LayerSpec] {
         var layers: [LayerSpec] = []
         var channels = 3
+        // PyTorch names: pre_process is one Sequential (conv, ReLU, dropout, …), so its convs are
+        // entries 0, 3 and 6; a block's convs are residual.0 and residual.3, its shortcut identity.0.
         for i in 0..<3 {
-            layers.append(.conv("pre_process.\(i)", channels, 64))
+            layers.append(.conv("pre_process.\(3 * i)", channels, 64))
             if batchNorm { layers.append(.batchNorm("pre_process_bn.\(i)", 64)) }
             layers.append(.relu)
             layers.append(.dropout(0.2))
@@ -98,13 +101,13 @@ public enum Architectures {
             for b in 0..<blocks {
                 let st = b == 0 ? stride : 1
                 let prefix = "layer\(s + 1).\(b)"
-                var body: [LayerSpec] = [.conv("\(prefix).conv1", channels, width, stride: st)]
+                var body: [LayerSpec] = [.conv("\(prefix).residual.0", channels, width, stride: st)]
                 if batchNorm { body.append(.batchNorm("\(prefix).bn1", width)) }
-                body += [.relu, .dropout(0.2), .conv("\(prefix).conv2", width, width)]
+                body += [.relu, .dropout(0.2), .conv("\(prefix).residual.3", width, width)]
                 if batchNorm { body.append(.batchNorm("\(prefix).bn2", width)) }
                 var shortcut: [LayerSpec] = []
                 if st != 1 || channels != width {
-                    shortcut = [.conv("\(prefix).shortcut", channels, width, kernel: 1, stride: st, padding: 0)]
+                    shortcut = [.conv("\(prefix).identity.0", channels, width, kernel: 1, stride: st, padding: 0)]
                     if batchNorm { shortcut.append(.batchNorm("\(prefix).shortcut_bn", width)) }
                 }
                 layers.append(.residual(body: body, shortcut: shortcut))
