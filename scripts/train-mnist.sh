@@ -37,7 +37,7 @@ done
 if [ ! -f "$work/hybrid/model.json" ]; then
   resume=""
   [ -d "$work/hybrid.checkpoint" ] && resume="--resume"
-  "$bin" finetune "$work/snn-direct" --data "$data" --timesteps 4 --also-timesteps 8 --epochs 6 --batch-size 32 --lr 1e-4 \
+  "$bin" finetune "$work/snn-direct" --data "$data" --timesteps 4 --also-timesteps 8 --epochs 7 --batch-size 32 --lr 1e-4 \
     --surrogate linear --alpha 0.3 --seed 1 --out "$work/hybrid" $resume
 fi
 
