@@ -94,3 +94,34 @@ public struct Frames: Sendable {
         }
     }
 }
+
+extension Frames {
+    /// A convolution layer over every frame: one GEMM per chunk of frames, channel-major in and out.
+    func convolved(_ layer: LayerSpec, tensors: [String: Tensor], workspace: inout Workspace) -> Frames {
+        let g = layer.convGeometry
+        let (oh, ow) = g.outputSize(height: shape[1], width: shape[2])
+        var out = Frames(shape: [g.outChannels, oh, ow], timesteps: timesteps, images: images)
+        let w = tensors["\(layer.name!).weight"]!
+        let bias = tensors["\(layer.name!).bias"]?.scalars
+        let (frames, h, wd) = (self.frames, shape[1], shape[2])
+        scalars.withUnsafeBufferPointer { src in
+            w.withUnsafePointer { wp in
+                out.scalars.withUnsafeMutableBufferPointer { dst in
+                    (bias ?? []).withUnsafeBufferPointer { bp in
+                        conv2dChannelMajor(src.baseAddress!, frames: frames, height: h, width: wd, weight: wp,
+                                           bias: bias == nil ? nil : bp.baseAddress, geometry: g,
+                                           output: dst.baseAddress!, workspace: &workspace)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// A linear layer over every frame of flat features: `[T·b, in]` → `[T·b, out]`.
+    func linear(_ layer: LayerSpec, tensors: [String: Tensor]) -> Frames {
+        let input = Tensor(shape: [frames, shape[0]], scalars: scalars)
+        let y = TensorKit.linear(input, weight: tensors["\(layer.name!).weight"]!, bias: tensors["\(layer.name!).bias"])
+        return Frames(scalars: y.scalars, shape: [layer.outFeatures!], timesteps: timesteps, images: images)
+    }
+}

@@ -197,16 +197,11 @@ public struct STDBNetwork: Sendable {
     }
 
     mutating func convolve(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        var engine = try! SpikingEngine(model: model)
-        swap(&engine.workspace, &workspace)
-        defer { swap(&engine.workspace, &workspace) }
-        return engine.convolve(x, layer)
+        x.convolved(layer, tensors: model.tensors, workspace: &workspace)
     }
 
     func fullyConnected(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        let input = Tensor(shape: [x.frames, x.shape[0]], scalars: x.scalars)
-        let y = linear(input, weight: model.tensors["\(layer.name!).weight"]!, bias: model.tensors["\(layer.name!).bias"])
-        return Frames(scalars: y.scalars, shape: [layer.outFeatures!], timesteps: x.timesteps, images: x.images)
+        x.linear(layer, tensors: model.tensors)
     }
 
     mutating func convolveBackward(_ input: Frames, _ g: Frames, _ layer: LayerSpec, wantInput: Bool)

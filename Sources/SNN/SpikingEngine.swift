@@ -239,35 +239,11 @@ public struct SpikingEngine: Sendable {
     }
 
     mutating func convolve(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        let g = layer.convGeometry
-        let (oh, ow) = g.outputSize(height: x.shape[1], width: x.shape[2])
-        var out = Frames(shape: [g.outChannels, oh, ow], timesteps: x.timesteps, images: x.images)
-        let w = model.tensors["\(layer.name!).weight"]!
-        let bias = model.tensors["\(layer.name!).bias"]
-        x.scalars.withUnsafeBufferPointer { src in
-            w.withUnsafePointer { wp in
-                out.scalars.withUnsafeMutableBufferPointer { dst in
-                    if let bias {
-                        bias.withUnsafePointer { bp in
-                            conv2dChannelMajor(src.baseAddress!, frames: x.frames, height: x.shape[1], width: x.shape[2],
-                                               weight: wp, bias: bp, geometry: g, output: dst.baseAddress!, workspace: &workspace)
-                        }
-                    } else {
-                        conv2dChannelMajor(src.baseAddress!, frames: x.frames, height: x.shape[1], width: x.shape[2],
-                                           weight: wp, bias: nil, geometry: g, output: dst.baseAddress!, workspace: &workspace)
-                    }
-                }
-            }
-        }
-        return out
+        x.convolved(layer, tensors: model.tensors, workspace: &workspace)
     }
 
     func fullyConnected(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        let input = Tensor(shape: [x.frames, x.shape[0]], scalars: x.scalars)
-        let y = linear(input, weight: model.tensors["\(layer.name!).weight"]!, bias: model.tensors["\(layer.name!).bias"])
-        var out = Frames(shape: [layer.outFeatures!], timesteps: x.timesteps, images: x.images)
-        out.scalars = y.scalars
-        return out
+        x.linear(layer, tensors: model.tensors)
     }
 
     static func pool(_ x: Frames, kernel: Int, stride: Int) -> Frames {
