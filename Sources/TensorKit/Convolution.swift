@@ -50,29 +50,8 @@ public func im2col(
             let dstRow = out.base + row * rowLength
             for i in 0..<images {
                 let plane0 = src.base + (i * g.inChannels + c) * h * w
-                let dst = dstRow + i * plane
-                for oy in 0..<oh {
-                    let iy = oy * g.stride - g.padding + ky
-                    let d = dst + oy * ow
-                    if iy < 0 || iy >= h {
-                        d.update(repeating: 0, count: ow)
-                        continue
-                    }
-                    let srcRow = plane0 + iy * w
-                    if g.stride == 1 {
-                        // Contiguous run: only the padded borders need care.
-                        let lo = max(0, g.padding - kx)
-                        let hi = min(ow, w + g.padding - kx)
-                        if lo > 0 { d.update(repeating: 0, count: lo) }
-                        if hi > lo { d.advanced(by: lo).update(from: srcRow + (lo - g.padding + kx), count: hi - lo) }
-                        if hi < ow { d.advanced(by: max(hi, lo)).update(repeating: 0, count: ow - max(hi, lo)) }
-                    } else {
-                        for ox in 0..<ow {
-                            let ix = ox * g.stride - g.padding + kx
-                            d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
-                        }
-                    }
-                }
+                unfoldPlane(plane0, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow,
+                            into: dstRow + i * plane)
             }
         }
     }
@@ -98,17 +77,8 @@ public func col2im(
                 let srcRow = cols.base + (c * taps + tap) * rowLength
                 for i in 0..<images {
                     let plane0 = dst.base + (i * g.inChannels + c) * h * w
-                    let s = srcRow + i * plane
-                    for oy in 0..<oh {
-                        let iy = oy * g.stride - g.padding + ky
-                        if iy < 0 || iy >= h { continue }
-                        let d = plane0 + iy * w
-                        let sr = s + oy * ow
-                        for ox in 0..<ow {
-                            let ix = ox * g.stride - g.padding + kx
-                            if ix >= 0 && ix < w { d[ix] += sr[ox] }
-                        }
-                    }
+                    foldPlane(srcRow + i * plane, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow,
+                              into: plane0)
                 }
             }
         }
