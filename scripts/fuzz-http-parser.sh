@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 mkdir -p .build-fuzz/corpus
 # ld.gold warns about every ASan helper symbol ("Cannot export local symbol"): harmless, filtered.
 swiftc -sanitize=fuzzer,address -parse-as-library -O \
-  Sources/HTTPServer/HTTPParser.swift Sources/HTTPServer/HTTPTypes.swift Fuzz/HTTPParserFuzz.swift \
+  Sources/HTTPServer/HTTPParser.swift Sources/HTTPServer/HTTPTypes.swift Sources/HTTPServer/RequestBodyStream.swift Fuzz/HTTPParserFuzz.swift \
   -o .build-fuzz/http-parser-fuzz 2>&1 | { grep -v "Cannot export local symbol" || true; }
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz-http-parser: build failed" >&2; exit 1; }
 log=.build-fuzz/last-run.log

@@ -52,6 +52,17 @@ final class Connection: @unchecked Sendable {
         var task: Task<Void, Never>?
     }
 
+    /// The request body being streamed to a handler (a streaming route; see RequestBodyStream).
+    /// While set, the parser is inside that body and the next request is not parsed yet.
+    struct Upload {
+        var id: Int
+        var sequence: Int
+        var channel: RequestBodyChannel
+        var keepAlive: Bool
+        /// Reading is suspended: the consumer has more than `RequestBodyChannel.highWater` queued.
+        var paused: Bool
+    }
+
     let id: Int
     let fd: Int32
     let loop: IOLoop
@@ -74,6 +85,8 @@ final class Connection: @unchecked Sendable {
     var output = OutputBuffer()
     var stream: StreamState?
     var nextStreamID = 0
+    var upload: Upload?
+    var nextUploadID = 0
     var drainWaiters: [CheckedContinuation<Void, any Error>] = []
     var pumping = false
     var pumpAgain = false
@@ -95,6 +108,7 @@ final class Connection: @unchecked Sendable {
         self.loop = loop
         self.context = context
         parser = HTTPRequestParser(limits: context.parserLimits)
+        parser.streamingLimit = context.streamingBody
         lastActivity = monotonicNow()
         Connection.liveObjects.add(1, ordering: .relaxed)
     }
@@ -162,6 +176,7 @@ final class Connection: @unchecked Sendable {
     func teardown() {
         guard phase != .closed, phase != .new else { return }
         phase = .closed
+        failUpload(ClientDisconnected())
         let waiters = drainWaiters
         drainWaiters = []
         for waiter in waiters { waiter.resume(throwing: ClientDisconnected()) }
@@ -194,6 +209,7 @@ final class Connection: @unchecked Sendable {
         guard phase == .open else { return }
         phase = .closingAfterFlush
         stopParsing = true
+        failUpload(ClientDisconnected())
         for slot in slots { slot.task?.cancel() }
         slots.removeAll()
         updateReading()
@@ -249,6 +265,7 @@ final class Connection: @unchecked Sendable {
 
     func handleEOF() {
         readEOF = true
+        failUpload(ClientDisconnected())
         if phase == .lingering {
             teardown()
             return
@@ -266,8 +283,9 @@ final class Connection: @unchecked Sendable {
     }
 
     func processInput() {
-        while phase == .open && !stopParsing {
-            if slots.count >= context.configuration.limits.maxPipelinedRequests {
+        // An upload in progress is read to its end even when no further request will be parsed.
+        while phase == .open && (!stopParsing || upload != nil) {
+            if upload == nil && slots.count >= context.configuration.limits.maxPipelinedRequests {
                 updateReading()
                 break
             }
@@ -286,9 +304,14 @@ final class Connection: @unchecked Sendable {
                 lastBodyProgress = currentHeadAt
                 lastBodyCount = parser.bodyBytesReceived
                 sendContinueIfExpected(head)
+                if let limit = head.streamingLimit { startUpload(head, limit: limit) }
             case .request(var request):
                 request.remoteAddress = remoteAddress
                 dispatch(request)
+            case .bodyChunk(let bytes):
+                deliverUpload(bytes)
+            case .bodyEnd:
+                finishUpload()
             }
         }
         let now = monotonicNow()
@@ -316,9 +339,11 @@ final class Connection: @unchecked Sendable {
         flush()
     }
 
-    func dispatch(_ request: HTTPRequest) {
+    @discardableResult
+    func dispatch(_ request: HTTPRequest, streaming: Bool = false) -> (sequence: Int, keepAlive: Bool) {
         let keepAlive = request.wantsKeepAlive && !shuttingDown
-        if !keepAlive {
+        // A streamed body still has to be read: parsing stops at its end (finishUpload).
+        if !keepAlive && !streaming {
             stopParsing = true
             updateReading()
         }
@@ -335,6 +360,68 @@ final class Connection: @unchecked Sendable {
             http10: request.version == "HTTP/1.0", startedAt: currentHeadAt, sequence: sequence, response: nil, task: task,
             forceClose: false
         ))
+        return (sequence, keepAlive)
+    }
+
+    // MARK: - Streaming request bodies
+
+    /// A streaming route's head is in: start its handler now, with the body to come as a stream.
+    func startUpload(_ head: HTTPRequestHead, limit: Int) {
+        nextUploadID += 1
+        let uploadID = nextUploadID
+        let channel = RequestBodyChannel { [weak self] in
+            guard let self else { return }
+            self.loop.queue.async { self.uploadDrained(uploadID) }
+        }
+        var request = HTTPRequest(method: head.method, target: head.target, version: head.version, headers: head.headers)
+        request.remoteAddress = remoteAddress
+        let expected: Int? = if case .length(let n) = head.framing { n } else if head.framing == .none { 0 } else { nil }
+        request.bodyStream = RequestBodyStream(channel: channel, expectedLength: expected)
+        let (sequence, keepAlive) = dispatch(request, streaming: true)
+        upload = Upload(id: uploadID, sequence: sequence, channel: channel, keepAlive: keepAlive, paused: false)
+    }
+
+    func deliverUpload(_ bytes: [UInt8]) {
+        guard let current = upload else { return }
+        if current.channel.yield(bytes) {
+            upload?.paused = true
+            updateReading()
+        }
+    }
+
+    func finishUpload() {
+        guard let current = upload else { return }
+        upload = nil
+        current.channel.finish()
+        if !current.keepAlive { stopParsing = true }
+        updateReading()
+    }
+
+    /// The consumer caught up: read again (the body idle timeout restarts now).
+    func uploadDrained(_ uploadID: Int) {
+        guard phase == .open, let current = upload, current.id == uploadID, current.paused else { return }
+        upload?.paused = false
+        lastBodyProgress = monotonicNow()
+        updateReading()
+        rearmTimer()
+    }
+
+    /// The handler answered before the body ended: the rest of the body is read and discarded
+    /// until that response is written, after which the connection closes.
+    func abandonUpload(_ sequence: Int) {
+        guard let current = upload, current.sequence == sequence else { return }
+        current.channel.abandon()
+        if current.paused {
+            upload?.paused = false
+            lastBodyProgress = monotonicNow()
+            updateReading()
+        }
+    }
+
+    func failUpload(_ error: any Error) {
+        guard let current = upload else { return }
+        upload = nil
+        current.channel.fail(error)
     }
 
     static func respond(_ handler: HTTPHandler, _ request: HTTPRequest, _ logger: Logger) async -> HTTPResponse {
@@ -349,6 +436,20 @@ final class Connection: @unchecked Sendable {
 
     /// A request that cannot be served: answer `error` after the earlier responses, then close.
     func fail(_ error: HTTPParseError) {
+        if let current = upload {
+            failUpload(error)
+            // The streaming handler has not answered yet: the error becomes its response.
+            if let index = slots.firstIndex(where: { $0.sequence == current.sequence }), slots[index].response == nil {
+                slots[index].task?.cancel()
+                slots[index].task = nil
+                slots[index].response = .error(error.status, code: error.code, message: error.message)
+                slots[index].forceClose = true
+                stopParsing = true
+                updateReading()
+                pump()
+                return
+            }
+        }
         stopParsing = true
         updateReading()
         let sequence = nextSequence
@@ -367,7 +468,11 @@ final class Connection: @unchecked Sendable {
         let shouldRead: Bool
         switch phase {
         case .open:
-            shouldRead = !stopParsing && !readEOF && slots.count < context.configuration.limits.maxPipelinedRequests
+            if let upload {
+                shouldRead = !readEOF && !upload.paused
+            } else {
+                shouldRead = !stopParsing && !readEOF && slots.count < context.configuration.limits.maxPipelinedRequests
+            }
         case .lingering:
             shouldRead = !readEOF
         case .new, .closingAfterFlush, .closed:

@@ -6,6 +6,15 @@ import Logging
 extension Connection {
     func responseReady(_ sequence: Int, _ response: HTTPResponse) {
         guard phase == .open, let index = slots.firstIndex(where: { $0.sequence == sequence }) else { return }
+        // Already answered (the streamed body failed and its error became the response).
+        guard slots[index].response == nil else { return }
+        if let current = upload, current.sequence == sequence {
+            // Answered before its streamed body ended: the rest is discarded until the response
+            // goes out, then the connection closes (`Connection: close`) rather than reading a
+            // possibly huge remainder nobody wants.
+            abandonUpload(sequence)
+            slots[index].forceClose = true
+        }
         slots[index].response = response
         slots[index].task = nil
         pump()

@@ -14,7 +14,7 @@ extension Connection {
             break
         }
         if !output.isEmpty { return (lastWriteProgress &+ context.writeIdle, .abort) }
-        guard phase == .open, !readPaused, !stopParsing else { return nil }
+        guard phase == .open, !readPaused, !stopParsing || upload != nil else { return nil }
         switch parser.phase {
         case .head:
             return ((headStartedAt ?? monotonicNow()) &+ context.headerRead, .requestTimeout)

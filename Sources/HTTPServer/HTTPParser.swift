@@ -43,11 +43,18 @@ struct HTTPRequestHead: Sendable {
     var headers: HTTPHeaders
     var framing: HTTPBodyFraming
     var expectsContinue: Bool
+    /// Set for a streaming route: the body comes as `.bodyChunk` events (up to this many bytes),
+    /// then `.bodyEnd`, instead of inside `.request`.
+    var streamingLimit: Int? = nil
 }
 
 enum HTTPParserEvent: Sendable {
     case head(HTTPRequestHead)
     case request(HTTPRequest)
+    /// Body bytes of a streaming request, in order.
+    case bodyChunk([UInt8])
+    /// The end of a streaming request's body.
+    case bodyEnd
 }
 
 struct HTTPRequestParser {
@@ -73,6 +80,12 @@ struct HTTPRequestParser {
     static let maxLeadingEmptyLines = 8
 
     let limits: HTTPParserLimits
+    /// (method, decoded path) → the body limit of a streaming route, nil for a buffered one.
+    /// Consulted once the header section is complete.
+    var streamingLimit: (@Sendable (String, String) -> Int?)?
+    private var streaming = false
+    private var bodyLimit: Int
+    private var bodyCount = 0  // bytes of the current body
     private var buffer: [UInt8] = []
     private var readIndex = 0
     private var scanIndex = 0  // resume point of the LF search for the current line
@@ -87,6 +100,7 @@ struct HTTPRequestParser {
 
     init(limits: HTTPParserLimits) {
         self.limits = limits
+        bodyLimit = limits.maxBodyBytes
     }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
@@ -145,13 +159,10 @@ struct HTTPRequestParser {
                 let field = try parseField(line)
                 head.headers.add(field.name, field.value)
             case .body(let remaining):
-                let n = consumeBody(upTo: remaining)
-                if remaining - n == 0 {
-                    state = .complete
-                } else {
-                    state = .body(remaining: remaining - n)
-                    return nil
-                }
+                let (n, chunk) = consumeBody(upTo: remaining)
+                state = remaining - n == 0 ? .complete : .body(remaining: remaining - n)
+                if let chunk { return .bodyChunk(chunk) }
+                if remaining - n != 0 { return nil }
             case .chunkSize:
                 scanIndex = max(scanIndex, readIndex)
                 guard let line = try nextLine(limit: Self.maxChunkLineBytes, tooLong: .badRequest("chunk size line too long")) else {
@@ -163,17 +174,14 @@ struct HTTPRequestParser {
                     fieldCount = 0
                     state = .trailers
                 } else {
-                    guard size <= limits.maxBodyBytes - body.count else { throw bodyTooLarge() }
+                    guard size <= bodyLimit - bodyCount else { throw bodyTooLarge() }
                     state = .chunkData(remaining: size)
                 }
             case .chunkData(let remaining):
-                let n = consumeBody(upTo: remaining)
-                if remaining - n == 0 {
-                    state = .chunkDataEnd
-                } else {
-                    state = .chunkData(remaining: remaining - n)
-                    return nil
-                }
+                let (n, chunk) = consumeBody(upTo: remaining)
+                state = remaining - n == 0 ? .chunkDataEnd : .chunkData(remaining: remaining - n)
+                if let chunk { return .bodyChunk(chunk) }
+                if remaining - n != 0 { return nil }
             case .chunkDataEnd:
                 // The CRLF after chunk data; a lone LF is accepted like any line ending.
                 guard readIndex < buffer.count else { return nil }
@@ -200,6 +208,12 @@ struct HTTPRequestParser {
                     _ = try parseField(line)
                 }
             case .complete:
+                if streaming {
+                    streaming = false
+                    head.headers = HTTPHeaders()
+                    state = .start
+                    return .bodyEnd
+                }
                 let request = HTTPRequest(method: head.method, target: head.target, version: head.version, headers: head.headers, body: body)
                 body = []
                 head.headers = HTTPHeaders()
@@ -254,16 +268,23 @@ struct HTTPRequestParser {
         return false
     }
 
-    /// Moves up to `remaining` buffered bytes into the body; returns how many it moved.
-    private mutating func consumeBody(upTo remaining: Int) -> Int {
+    /// Moves up to `remaining` buffered bytes into the body (or, streaming, into the returned
+    /// chunk); returns how many it moved.
+    private mutating func consumeBody(upTo remaining: Int) -> (Int, [UInt8]?) {
         let n = min(remaining, buffer.count - readIndex)
+        var chunk: [UInt8]?
         if n > 0 {
-            body.append(contentsOf: buffer[readIndex..<readIndex + n])
+            if streaming {
+                chunk = Array(buffer[readIndex..<readIndex + n])
+            } else {
+                body.append(contentsOf: buffer[readIndex..<readIndex + n])
+            }
+            bodyCount += n
             readIndex += n
             bodyBytesReceived += n
             compactIfUseful()
         }
-        return n
+        return (n, chunk)
     }
 
     private mutating func compactIfUseful() {
@@ -332,6 +353,13 @@ struct HTTPRequestParser {
     /// Decides body framing (RFC 9112 §6) once the header section is complete.
     private mutating func finishHead() throws(HTTPParseError) -> HTTPRequestHead {
         let headers = head.headers
+        let limit = streamingLimit.flatMap { lookup in
+            head.target == "*" ? nil : lookup(head.method, percentDecode(splitTarget(head.target).path, plusAsSpace: false))
+        }
+        streaming = limit != nil
+        bodyLimit = limit ?? limits.maxBodyBytes
+        bodyCount = 0
+        head.streamingLimit = limit
         let hosts = headers.values("Host")
         if head.version == "HTTP/1.1" && hosts.count != 1 {
             throw .badRequest(hosts.isEmpty ? "missing Host header" : "multiple Host headers")
@@ -357,7 +385,7 @@ struct HTTPRequestParser {
                 length = value
             }
             let n = length ?? 0
-            if n > limits.maxBodyBytes { throw bodyTooLarge() }
+            if n > bodyLimit { throw bodyTooLarge() }
             head.framing = n > 0 ? .length(n) : .none
             state = n > 0 ? .body(remaining: n) : .complete
         } else {
@@ -367,7 +395,7 @@ struct HTTPRequestParser {
         head.expectsContinue = head.version == "HTTP/1.1"
             && headers.values("Expect").contains { asciiCaseInsensitiveEquals(trimOWS(Substring($0)), "100-continue") }
         body = []
-        if case .length(let n) = head.framing { body.reserveCapacity(n) }
+        if !streaming, case .length(let n) = head.framing { body.reserveCapacity(n) }
         return head
     }
 
@@ -405,7 +433,7 @@ struct HTTPRequestParser {
     }
 
     private func bodyTooLarge() -> HTTPParseError {
-        HTTPParseError(status: 413, code: "payload_too_large", message: "request body exceeds the limit of \(limits.maxBodyBytes) bytes")
+        HTTPParseError(status: 413, code: "payload_too_large", message: "request body exceeds the limit of \(bodyLimit) bytes")
     }
 }
 

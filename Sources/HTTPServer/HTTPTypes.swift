@@ -76,8 +76,11 @@ public struct HTTPRequest: Sendable {
     public var queryItems: [(name: String, value: String)]
     public var version: String
     public var headers: HTTPHeaders
-    /// The whole body (Content-Length or de-chunked).
+    /// The whole body (Content-Length or de-chunked); empty for a streaming route.
     public var body: [UInt8]
+    /// The body as it arrives, for routes added with `Router.addStreaming` (then `body` is empty);
+    /// nil otherwise.
+    public var bodyStream: RequestBodyStream?
     /// Filled by `Router` from `{name}` segments.
     public var pathParameters: [String: String]
     /// The client's `X-Request-Id` when it is 1...64 chars of `[A-Za-z0-9-_.]`, else a generated one.
@@ -99,6 +102,7 @@ public struct HTTPRequest: Sendable {
         self.version = version
         self.headers = headers
         self.body = body
+        self.bodyStream = nil
         self.remoteAddress = remoteAddress
         self.pathParameters = [:]
         let (rawPath, rawQuery) = splitTarget(target)

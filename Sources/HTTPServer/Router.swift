@@ -14,6 +14,7 @@ public struct Router: Sendable {
         var method: String
         var segments: [Segment]
         var handler: HTTPHandler
+        var streamingLimit: Int?
     }
 
     private var routes: [Route] = []
@@ -25,13 +26,36 @@ public struct Router: Sendable {
     public init() {}
 
     public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
+        add(method, pattern, streamingLimit: nil, handler)
+    }
+
+    /// A route whose handler gets the body as `request.bodyStream` (and an empty `body`), started
+    /// as soon as the header section is in; the body may be up to `maxBodyBytes` (beyond the
+    /// server's buffered limit). Needs the server to know: see `streamingLimit(method:path:)`.
+    public mutating func addStreaming(_ method: String, _ pattern: String, maxBodyBytes: Int, _ handler: @escaping HTTPHandler) {
+        add(method, pattern, streamingLimit: max(0, maxBodyBytes), handler)
+    }
+
+    private mutating func add(_ method: String, _ pattern: String, streamingLimit: Int?, _ handler: @escaping HTTPHandler) {
         let segments = pattern.split(separator: "/").map { part -> Segment in
             if part.hasPrefix("{") && part.hasSuffix("}") && part.count > 2 {
                 return .parameter(String(part.dropFirst().dropLast()))
             }
             return .literal(String(part))
         }
-        routes.append(Route(method: method.uppercased(), segments: segments, handler: handler))
+        routes.append(Route(method: method.uppercased(), segments: segments, handler: handler, streamingLimit: streamingLimit))
+    }
+
+    /// The body limit when `method` + decoded `path` resolve to a streaming route, else nil. Pass it
+    /// to `HTTPServer(configuration:logger:streamingBody:handler:)`.
+    public func streamingLimit(method: String, path: String) -> Int? {
+        let segments = path.split(separator: "/").map(String.init)
+        var best: Route?
+        for route in routes where route.method == method {
+            guard Self.match(route.segments, segments) != nil else { continue }
+            if best == nil || Self.isMoreSpecific(route, than: best!) { best = route }
+        }
+        return best?.streamingLimit
     }
 
     public mutating func get(_ pattern: String, _ h: @escaping HTTPHandler) { add("GET", pattern, h) }

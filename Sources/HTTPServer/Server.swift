@@ -33,9 +33,16 @@ public final class HTTPServer: Sendable {
 
     /// Errors thrown by `handler` become a 500 with `{"error":{"code":"internal",...}}` (the error
     /// itself is logged, not sent).
-    public init(configuration: Configuration, logger: Logger, handler: @escaping HTTPHandler) {
+    ///
+    /// `streamingBody` is asked, once a request's header section is in and before its body is
+    /// read, with the method and the percent-decoded path: a limit makes the request streaming
+    /// (the handler starts at once with `request.bodyStream`, and the body may exceed
+    /// `limits.maxBodyBytes` up to that limit); nil keeps it buffered. With a `Router`, pass
+    /// `{ router.streamingLimit(method: $0, path: $1) }`.
+    public init(configuration: Configuration, logger: Logger, streamingBody: (@Sendable (String, String) -> Int?)? = nil,
+                handler: @escaping HTTPHandler) {
         self.configuration = configuration
-        context = ServerContext(configuration: configuration, logger: logger, handler: handler)
+        context = ServerContext(configuration: configuration, logger: logger, streamingBody: streamingBody, handler: handler)
         loops = (0..<configuration.ioQueues).map { IOLoop(index: $0) }
     }
 

@@ -8,6 +8,8 @@ final class ServerContext: Sendable {
     let configuration: HTTPServer.Configuration
     let logger: Logger
     let handler: HTTPHandler
+    /// (method, decoded path) → body limit of a streaming route; see `HTTPServer.init`.
+    let streamingBody: (@Sendable (String, String) -> Int?)?
     let accessLog: AccessLog
     let registry = ConnectionRegistry()
     let parserLimits: HTTPParserLimits
@@ -18,10 +20,12 @@ final class ServerContext: Sendable {
     let writeIdle: UInt64
     let lingeringClose: UInt64
 
-    init(configuration: HTTPServer.Configuration, logger: Logger, handler: @escaping HTTPHandler) {
+    init(configuration: HTTPServer.Configuration, logger: Logger, streamingBody: (@Sendable (String, String) -> Int?)? = nil,
+         handler: @escaping HTTPHandler) {
         self.configuration = configuration
         self.logger = logger
         self.handler = handler
+        self.streamingBody = streamingBody
         accessLog = AccessLog(logger: logger)
         let limits = configuration.limits
         parserLimits = HTTPParserLimits(maxHeaderBytes: limits.maxHeaderBytes, maxHeaderCount: limits.maxHeaderCount, maxBodyBytes: limits.maxBodyBytes)

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Imaging
 import SNN
 
@@ -78,17 +79,73 @@ public enum Datasets {
         return directory
     }
 
+    static func newDatasetID() -> String {
+        "ds_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+    }
+
+    static func emptyBody() -> APIError {
+        .badRequest("empty body: send a .tar or .tar.gz of an ImageFolder", code: "invalid_archive")
+    }
+
     /// Stores an uploaded archive as dataset `ds_…`, extracts it and validates it: class folders,
     /// every image decodable, and — when a model is named — classes equal to the model's labels.
     static func upload(_ body: [UInt8], stateDirectory: String, model: ModelStore.Version?) throws(APIError) -> [String: JSONValue] {
-        guard body.count > 4 else { throw .badRequest("empty body: send a .tar or .tar.gz of an ImageFolder", code: "invalid_archive") }
-        let id = "ds_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+        guard body.count > 4 else { throw emptyBody() }
+        let id = newDatasetID()
         let dir = stateDirectory + "/datasets"
         let archive = dir + "/" + id + (body[0] == 0x1F && body[1] == 0x8B ? ".tar.gz" : ".tar")
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try writeDurably(Data(body), to: URL(fileURLWithPath: archive))
         } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+        return try ingest(archive: archive, id: id, bytes: body.count, stateDirectory: stateDirectory, model: model)
+    }
+
+    /// Writes a streamed upload straight to `datasets/ds_….tar[.gz]` as it arrives (never whole in
+    /// memory); returns the dataset id, the archive path and the byte count. Throws the stream's
+    /// error when the client goes away or the body is malformed.
+    static func receive(_ stream: RequestBodyStream, stateDirectory: String) async throws -> (id: String, archive: String, bytes: Int) {
+        let id = newDatasetID()
+        let dir = stateDirectory + "/datasets"
+        let partial = dir + "/." + id + ".upload"
+        let handle: FileHandle
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
+            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
+        } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+        var bytes = 0
+        var magic: [UInt8] = []
+        do {
+            for try await chunk in stream {
+                if magic.count < 2 { magic += chunk.prefix(2 - magic.count) }
+                do { try handle.write(contentsOf: chunk) } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+                bytes += chunk.count
+            }
+            do {
+                try handle.synchronize()
+                try handle.close()
+            } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+        guard bytes > 4 else {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw emptyBody()
+        }
+        let archive = dir + "/" + id + (magic == [0x1F, 0x8B] ? ".tar.gz" : ".tar")
+        guard rename(partial, archive) == 0 else {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw APIError(500, "internal", "cannot store the upload")
+        }
+        return (id, archive, bytes)
+    }
+
+    /// Extracts and validates a stored archive (removed afterwards) and publishes it as dataset `id`.
+    static func ingest(archive: String, id: String, bytes: Int, stateDirectory: String, model: ModelStore.Version?) throws(APIError) -> [String: JSONValue] {
+        let dir = stateDirectory + "/datasets"
         defer { try? FileManager.default.removeItem(atPath: archive) }
         let staging = dir + "/." + id
         try extract(archive: archive, to: staging)
@@ -112,6 +169,6 @@ public enum Datasets {
         let final = dir + "/" + id
         if rename(staging, final) != 0 { throw APIError(500, "internal", "cannot publish the dataset") }
         return ["id": .string(id), "object": "dataset", "classes": .array(folder.classes.map { .string($0) }),
-                "images": .int(folder.samples.count), "bytes": .int(body.count), "created_at": .int(unixNow())]
+                "images": .int(folder.samples.count), "bytes": .int(bytes), "created_at": .int(unixNow())]
     }
 }

@@ -62,17 +62,31 @@ extension ServingAPI {
                 }
             }
         })
-        router.add("POST", "/v1/datasets", endpoint("POST", "/v1/datasets", access: .admin) { [self] req in
+        // Streaming: the archive goes to disk as it arrives (up to 1 GiB, beyond the server's
+        // buffered body limit); auth and the model are checked before any of it is read.
+        router.addStreaming("POST", "/v1/datasets", maxBodyBytes: 1 << 30, endpoint("POST", "/v1/datasets", access: .admin) { [self] req in
             var model: ModelStore.Version? = nil
             if let name = req.query["model"] {
                 do { model = try store.resolve(name) } catch { throw APIError.badRequest("\(error)", code: "invalid_model") }
             }
-            let body = req.body
             let state = jobs.configuration.stateDirectory
             let target = model
-            // Extraction and decoding are slow: off the cooperative pool.
-            let result: [String: JSONValue] = try await withCheckedThrowingContinuation { c in
-                DispatchQueue.global().async { c.resume(with: Result { () throws(APIError) in try Datasets.upload(body, stateDirectory: state, model: target) }) }
+            let result: [String: JSONValue]
+            if let stream = req.bodyStream {
+                let (id, archive, bytes) = try await Datasets.receive(stream, stateDirectory: state)
+                // Extraction and decoding are slow: off the cooperative pool.
+                result = try await withCheckedThrowingContinuation { c in
+                    DispatchQueue.global().async {
+                        c.resume(with: Result { () throws(APIError) in
+                            try Datasets.ingest(archive: archive, id: id, bytes: bytes, stateDirectory: state, model: target)
+                        })
+                    }
+                }
+            } else {
+                let body = req.body
+                result = try await withCheckedThrowingContinuation { c in
+                    DispatchQueue.global().async { c.resume(with: Result { () throws(APIError) in try Datasets.upload(body, stateDirectory: state, model: target) }) }
+                }
             }
             return .json(201, JSONValue.object(result.sorted { $0.key < $1.key }))
         })

@@ -38,7 +38,9 @@ public final class ServingApplication: Sendable {
             router.fallback(StaticFiles(root: publicDirectory).handler())
         }
         let routes = router
-        server = HTTPServer(configuration: configuration, logger: logger) { request in await routes.handle(request) }
+        server = HTTPServer(configuration: configuration, logger: logger, streamingBody: { routes.streamingLimit(method: $0, path: $1) }) { request in
+            await routes.handle(request)
+        }
     }
 
     /// Starts listening, loads and warms every model's default version, and returns once the

@@ -184,3 +184,27 @@ import Testing
         #expect(entries.isEmpty, "\(entries)")
     }
 }
+
+/// `POST /v1/datasets` streams the archive to disk (a streaming route).
+@Suite struct DatasetUploadTests {
+    @Test func uploadTarGzOfMNISTFixture() async throws {
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("ds-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: temp) }
+        let archive = temp + "/mnist-small.tar.gz"
+        let tar = try await run("/usr/bin/tar", ["-czf", archive, "-C", repositoryRoot + "/Tests/SNNTests/Fixtures", "mnist-small"])
+        #expect(tar.status == 0, "\(tar.output)")
+        let server = try await TestServer(tokens: FineTuningJobTests.tokens)
+        let response = try await curl(FineTuningJobTests.admin + ["-H", "Content-Type: application/gzip", "--data-binary", "@" + archive,
+                                                                   server.base + "/v1/datasets?model=tiny"])
+        let unauthorized = try await curl(["--data-binary", "@" + archive, server.base + "/v1/datasets?model=tiny"])
+        let empty = try await curl(FineTuningJobTests.admin + ["-X", "POST", server.base + "/v1/datasets"])
+        await server.stop()
+        #expect(response.status == 201, "\(String(decoding: response.body, as: UTF8.self))")
+        #expect(response.json["images"] as? Int == 200)
+        #expect((response.json["id"] as? String)?.hasPrefix("ds_") == true)
+        #expect(unauthorized.status == 401)
+        #expect(empty.status == 400)
+        #expect(empty.errorCode == "invalid_archive")
+    }
+}
