@@ -29,13 +29,13 @@ func runBlocking(_ executable: String, _ arguments: [String], timeout: TimeInter
 }
 
 /// Tests with real external clients: a browser and an OpenAPI contract tester. Their tools are
-/// installed by scripts/setup.sh (README's test command runs it first).
+/// installed by `scripts/setup.sh --test` (README's test command runs it first).
 @Suite(.serialized) struct ExternalClientTests {
     let python = repositoryRoot + "/.build-venv/bin/python"
 
     @Test func webPageClassifiesInChromium() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: python), "run scripts/setup.sh first: it installs selenium")
-        #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver"), "run scripts/setup.sh first: it installs chromium-driver")
+        #expect(FileManager.default.isExecutableFile(atPath: python), "run scripts/setup.sh --test first: it installs selenium")
+        #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver"), "run scripts/setup.sh --test first: it installs chromium-driver")
         let server = try await TestServer(publicDirectory: repositoryRoot + "/Public")
         defer { Task { await server.stop() } }
         let page = try await curl([server.base + "/"])
@@ -57,7 +57,7 @@ func runBlocking(_ executable: String, _ arguments: [String], timeout: TimeInter
 
     @Test func apiMatchesItsOpenAPIDocument() async throws {
         let schemathesis = repositoryRoot + "/.build-venv/bin/schemathesis"
-        #expect(FileManager.default.isExecutableFile(atPath: schemathesis), "run scripts/setup.sh first: it installs schemathesis")
+        #expect(FileManager.default.isExecutableFile(atPath: schemathesis), "run scripts/setup.sh --test first: it installs schemathesis")
         let server = try await TestServer(tokens: AccessTokens(admin: "adm-token", inference: "inf-token"))
         defer { Task { await server.stop() } }
         // 503 (a version that failed to load) and 504 (deadline_ms) are documented answers, so the
