@@ -14,9 +14,20 @@ public func im2colChannelMajor(
     _ input: UnsafePointer<Float>, frames: Int, first: Int, count: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, columns: UnsafeMutablePointer<Float>
 ) {
+    unfoldImages(input + first * h * w, images: count, imageStride: h * w, channelStride: frames * h * w,
+                 height: h, width: w, geometry: g, columns: columns)
+}
+
+/// im2col for any layout where image i, channel c starts at `i·imageStride + c·channelStride`
+/// (NCHW: C·H·W and H·W; channel-major frames: H·W and frames·H·W). Rows (c, ky, kx) are split
+/// over the cores; each row is written by exactly one chunk.
+func unfoldImages(
+    _ input: UnsafePointer<Float>, images: Int, imageStride: Int, channelStride: Int, height h: Int, width w: Int,
+    geometry g: Conv2DGeometry, columns: UnsafeMutablePointer<Float>
+) {
     let (oh, ow) = g.outputSize(height: h, width: w)
     let plane = oh * ow
-    let rowLength = count * plane
+    let rowLength = images * plane
     let out = SharedPointer(columns)
     let src = SharedPointer(UnsafeMutablePointer(mutating: input))
     Parallel.forEach(g.patchSize, grain: max(1, 65536 / max(1, rowLength))) { rows in
@@ -25,10 +36,35 @@ public func im2colChannelMajor(
             let ky = (row / g.kernelWidth) % g.kernelHeight
             let c = row / (g.kernelWidth * g.kernelHeight)
             let dstRow = out.base + row * rowLength
-            for i in 0..<count {
-                let plane0 = src.base + (c * frames + first + i) * h * w
-                let dst = dstRow + i * plane
-                unfoldPlane(plane0, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow, into: dst)
+            for i in 0..<images {
+                unfoldPlane(src.base + i * imageStride + c * channelStride, height: h, width: w, ky: ky, kx: kx, geometry: g,
+                            outHeight: oh, outWidth: ow, into: dstRow + i * plane)
+            }
+        }
+    }
+}
+
+/// The adjoint of `unfoldImages`: accumulates columns back into the images. Chunks own whole
+/// input channels, so no two chunks add into the same pixel.
+func foldImages(
+    _ columns: UnsafePointer<Float>, images: Int, imageStride: Int, channelStride: Int, height h: Int, width w: Int,
+    geometry g: Conv2DGeometry, into gradInput: UnsafeMutablePointer<Float>
+) {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let plane = oh * ow
+    let rowLength = images * plane
+    let dst = SharedPointer(gradInput)
+    let cols = SharedPointer(UnsafeMutablePointer(mutating: columns))
+    let taps = g.kernelHeight * g.kernelWidth
+    Parallel.forEach(g.inChannels) { channels in
+        for c in channels {
+            for tap in 0..<taps {
+                let ky = tap / g.kernelWidth, kx = tap % g.kernelWidth
+                let srcRow = cols.base + (c * taps + tap) * rowLength
+                for i in 0..<images {
+                    foldPlane(srcRow + i * plane, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow,
+                              into: dst.base + i * imageStride + c * channelStride)
+                }
             }
         }
     }
@@ -89,25 +125,8 @@ public func col2imChannelMajor(
     _ columns: UnsafePointer<Float>, frames: Int, first: Int, count: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, gradInput: UnsafeMutablePointer<Float>
 ) {
-    let (oh, ow) = g.outputSize(height: h, width: w)
-    let plane = oh * ow
-    let rowLength = count * plane
-    let dst = SharedPointer(gradInput)
-    let cols = SharedPointer(UnsafeMutablePointer(mutating: columns))
-    let taps = g.kernelHeight * g.kernelWidth
-    Parallel.forEach(g.inChannels) { channels in
-        for c in channels {
-            for tap in 0..<taps {
-                let ky = tap / g.kernelWidth, kx = tap % g.kernelWidth
-                let srcRow = cols.base + (c * taps + tap) * rowLength
-                for i in 0..<count {
-                    let plane0 = dst.base + (c * frames + first + i) * h * w
-                    foldPlane(srcRow + i * plane, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow,
-                              into: plane0)
-                }
-            }
-        }
-    }
+    foldImages(columns, images: count, imageStride: h * w, channelStride: frames * h * w, height: h, width: w,
+               geometry: g, into: gradInput + first * h * w)
 }
 
 /// Convolution of channel-major frames: `input` `[inC, frames, h, w]` → `output` `[outC, frames, oh, ow]`.

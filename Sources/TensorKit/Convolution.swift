@@ -36,25 +36,8 @@ public func im2col(
     _ input: UnsafePointer<Float>, images: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, columns: UnsafeMutablePointer<Float>
 ) {
-    let (oh, ow) = g.outputSize(height: h, width: w)
-    let plane = oh * ow
-    let rowLength = images * plane
-    let out = SharedPointer(columns)
-    let src = SharedPointer(UnsafeMutablePointer(mutating: input))
-    // Each row (c, ky, kx) is written by exactly one chunk.
-    Parallel.forEach(g.patchSize, grain: max(1, 65536 / max(1, rowLength))) { rows in
-        for row in rows {
-            let kx = row % g.kernelWidth
-            let ky = (row / g.kernelWidth) % g.kernelHeight
-            let c = row / (g.kernelWidth * g.kernelHeight)
-            let dstRow = out.base + row * rowLength
-            for i in 0..<images {
-                let plane0 = src.base + (i * g.inChannels + c) * h * w
-                unfoldPlane(plane0, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow,
-                            into: dstRow + i * plane)
-            }
-        }
-    }
+    unfoldImages(input, images: images, imageStride: g.inChannels * h * w, channelStride: h * w, height: h, width: w,
+                 geometry: g, columns: columns)
 }
 
 /// The adjoint of `im2col`: adds every column entry back onto the input pixel it was read from.
@@ -63,26 +46,8 @@ public func col2im(
     _ columns: UnsafePointer<Float>, images: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, gradInput: UnsafeMutablePointer<Float>
 ) {
-    let (oh, ow) = g.outputSize(height: h, width: w)
-    let plane = oh * ow
-    let rowLength = images * plane
-    let dst = SharedPointer(gradInput)
-    let cols = SharedPointer(UnsafeMutablePointer(mutating: columns))
-    let taps = g.kernelHeight * g.kernelWidth
-    // Chunks own whole input channels, so no two chunks add into the same pixel.
-    Parallel.forEach(g.inChannels) { channels in
-        for c in channels {
-            for tap in 0..<taps {
-                let ky = tap / g.kernelWidth, kx = tap % g.kernelWidth
-                let srcRow = cols.base + (c * taps + tap) * rowLength
-                for i in 0..<images {
-                    let plane0 = dst.base + (i * g.inChannels + c) * h * w
-                    foldPlane(srcRow + i * plane, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow,
-                              into: plane0)
-                }
-            }
-        }
-    }
+    foldImages(columns, images: images, imageStride: g.inChannels * h * w, channelStride: h * w, height: h, width: w,
+               geometry: g, into: gradInput)
 }
 
 /// How many images of `h`×`w` fit in one im2col chunk of at most `Workspace.maxColumnFloats`.
