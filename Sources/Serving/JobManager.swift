@@ -19,8 +19,11 @@ public final class JobManager: Sendable {
         public var coreShare = 0.5
         /// Versions kept on disk per model (the default version is always kept). Default 5.
         public var keepVersions = 5
-        /// Jobs waiting behind the running one. Default 16.
+        /// Jobs waiting behind the running ones. Default 16.
         public var maxQueuedJobs = 16
+        /// Jobs trained at the same time, each on its own training thread with `coreShare` of the
+        /// cores. Default 1: one at a time, the rest queue.
+        public var maxConcurrentJobs = 1
         public init(stateDirectory: String, dataRoot: String?) {
             self.stateDirectory = stateDirectory
             self.dataRoot = dataRoot
@@ -59,9 +62,11 @@ public final class JobManager: Sendable {
         self.onVersionChange = onVersionChange
         jobStore = try JobStore(stateDirectory: configuration.stateDirectory)
         recover()
-        let thread = Thread { [self] in runnerLoop() }
-        thread.name = "spikeserve-training"
-        thread.start()
+        for i in 0..<max(1, configuration.maxConcurrentJobs) {
+            let thread = Thread { [self] in runnerLoop() }
+            thread.name = "spikeserve-training-\(i)"
+            thread.start()
+        }
     }
 
     /// After a restart: finished jobs stay as they are; a job that was running continues from its
@@ -99,7 +104,7 @@ public final class JobManager: Sendable {
             s.stopped = true
             for flag in s.cancelFlags.values { flag.cancel() }
         }
-        wakeup.signal()
+        for _ in 0..<max(1, configuration.maxConcurrentJobs) { wakeup.signal() }
     }
 
     // MARK: queries

@@ -40,6 +40,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Fraction of the cores a fine-tuning job may use (at least one core).")
     var trainingCoreShare = 0.5
 
+    @Option(help: "Fine-tuning jobs trained at the same time (the rest queue).")
+    var maxConcurrentJobs = 1
+
     @Option(help: "Versions kept on disk per model (the default version is always kept).")
     var keepVersions = 5
 
@@ -77,6 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
                                             dataRoot: dataRoot ?? env["SPIKESERVE_DATA_ROOT"])
         jobs.coreShare = trainingCoreShare
         jobs.keepVersions = keepVersions
+        jobs.maxConcurrentJobs = maxConcurrentJobs
         let app = try ServingApplication(
             modelsDirectory: modelsDir, publicDirectory: publicDir, tokens: AccessTokens.load(file: tokens),
             batching: batching, jobs: jobs, server: server, logger: logger)

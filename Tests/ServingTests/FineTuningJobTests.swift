@@ -83,6 +83,25 @@ import Testing
         #expect(job["finished_at"] as? Int != nil)
     }
 
+    @Test func jobsQueueOneAtATimeUnlessConfigured() async throws {
+        let long = #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 16, "epochs": 200, "batch_size": 4}}"#
+        for concurrent in [1, 2] {
+            let server = try await TestServer(tokens: Self.tokens, dataRoot: Self.dataRoot, concurrentJobs: concurrent)
+            let a = try #require(try await Self.createJob(server.base, long).json["id"] as? String)
+            let b = try #require(try await Self.createJob(server.base, long).json["id"] as? String)
+            _ = try await Self.waitForJob(server.base, a) { $0["status"] as? String == "running" }
+            if concurrent == 2 {
+                _ = try await Self.waitForJob(server.base, b) { $0["status"] as? String == "running" }
+            } else {
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(try await curl(Self.admin + [server.base + "/v1/fine_tuning/jobs/" + b]).json["status"] as? String == "queued")
+            }
+            for id in [a, b] { _ = try await curl(Self.admin + ["-X", "POST", server.base + "/v1/fine_tuning/jobs/\(id)/cancel"]) }
+            for id in [a, b] { _ = try await Self.waitForJob(server.base, id, until: { $0["status"] as? String == "cancelled" }, seconds: 20) }
+            await server.stop()
+        }
+    }
+
     @Test func hotSwapDropsNoRequest() async throws {
         let server = try await TestServer(tokens: Self.tokens, dataRoot: Self.dataRoot)
         defer { Task { await server.stop() } }

@@ -40,15 +40,17 @@ final class TestServer: Sendable {
     var base: String { "http://127.0.0.1:\(app.server.boundPort)" }
 
     init(tokens: AccessTokens = AccessTokens(), batching: InferenceScheduler.Configuration = .init(),
-         publicDirectory: String? = nil, models existing: String? = nil, dataRoot: String? = nil) async throws {
+         publicDirectory: String? = nil, models existing: String? = nil, dataRoot: String? = nil,
+         concurrentJobs: Int = 1) async throws {
         models = try existing ?? makeModelsDirectory()
         var config = HTTPServer.Configuration()
         config.port = 0
         var logger = Logger(label: "test")
         logger.logLevel = .warning
+        var jobs = JobManager.Configuration(stateDirectory: models + "/.spikeserve", dataRoot: dataRoot)
+        jobs.maxConcurrentJobs = concurrentJobs
         app = try ServingApplication(modelsDirectory: models, publicDirectory: publicDirectory, tokens: tokens, batching: batching,
-                                     jobs: .init(stateDirectory: models + "/.spikeserve", dataRoot: dataRoot),
-                                     server: config, logger: logger)
+                                     jobs: jobs, server: config, logger: logger)
         try app.start()
         // Wait for warm-up (readiness).
         for _ in 0..<200 {
