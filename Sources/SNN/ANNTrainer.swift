@@ -85,9 +85,9 @@ public struct ANNTrainer {
                 bestValidationAccuracy = valAccuracy ?? 0
                 bestModel = model
             }
+            if let checkpointDirectory { try saveCheckpoint(to: checkpointDirectory) }
             events(.epochFinished(epoch: epoch, trainLoss: lossSum / Double(seen), trainAccuracy: Double(correct) / Double(seen),
                                   validationAccuracy: valAccuracy, seconds: nowSeconds() - epochStart))
-            if let checkpointDirectory { try saveCheckpoint(to: checkpointDirectory) }
         }
     }
 

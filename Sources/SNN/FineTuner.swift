@@ -128,9 +128,11 @@ public struct FineTuner {
                 bestModel = network.model
                 bestEpoch = epoch
             }
+            // The checkpoint is durable before the epoch is reported, so "epoch finished" always
+            // means a restart can continue after it.
+            if let checkpointDirectory { try saveCheckpoint(to: checkpointDirectory) }
             events(.epochFinished(epoch: epoch, trainLoss: lossSum / Double(max(1, seen)), trainAccuracy: Double(correct) / Double(max(1, seen)),
                                   validationAccuracy: val, seconds: nowSeconds() - epochStart))
-            if let checkpointDirectory { try saveCheckpoint(to: checkpointDirectory) }
         }
     }
 

@@ -84,8 +84,11 @@ public final class JobManager: Sendable {
                     job.status = .queued
                     job.resumable = wasRunning
                 }
-                let note = JobEvent(id: (events.last?.id ?? 0) + 1, createdAt: unixNow(), level: "warning", type: "status",
-                                    message: wasRunning ? "server restarted; the job resumes from its last checkpoint" : "server restarted; the job is \(job.status.rawValue)")
+                let hasCheckpoint = TrainingCheckpoint.exists(at: jobStore.checkpointDirectory(job.id))
+                let message = !wasRunning ? "server restarted; the job is \(job.status.rawValue)"
+                    : hasCheckpoint ? "server restarted; the job resumes from its last checkpoint"
+                    : "server restarted before the first epoch checkpoint; the job starts again"
+                let note = JobEvent(id: (events.last?.id ?? 0) + 1, createdAt: unixNow(), level: "warning", type: "status", message: message)
                 events.append(note)
                 try? jobStore.save(job)
                 try? jobStore.append(note, to: job.id)
@@ -416,10 +419,20 @@ public final class JobManager: Sendable {
     /// the default when allowed.
     func publish(_ id: String, job: JobRecord, tuned: Model, validation: ImageSet, bestAccuracy: Double) throws {
         let root = store.root + "/" + job.model
-        let number = (ModelDirectory.versionNumbers(in: root).max() ?? 0) + 1
-        var model = tuned
-        model.description.name = job.model
-        try model.save(to: root + "/\(number)")
+        // The version number is recorded before the directory is written, so a job resumed after
+        // a crash in this window publishes the same version instead of a second one.
+        let number: Int
+        if let recorded = self.job(id)?.result?.modelVersion {
+            number = recorded
+        } else {
+            number = (ModelDirectory.versionNumbers(in: root).max() ?? 0) + 1
+            update(id) { $0.result = .init(modelVersion: number, deployed: false, valAccuracy: nil, baselineAccuracy: nil) }
+        }
+        if !FileManager.default.fileExists(atPath: root + "/\(number)/" + Model.descriptionFile) {
+            var model = tuned
+            model.description.name = job.model
+            try model.save(to: root + "/\(number)")
+        }
         let state = store.addVersion(job.model, number: number)
         guard case .ready(let version) = state else {
             if case .failed(let reason) = state { throw APIError(500, "load_failed", "the new version failed to load: \(reason)") }

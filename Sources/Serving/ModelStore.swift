@@ -55,12 +55,23 @@ public final class ModelStore: Sendable {
             let dir = root + "/" + name
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { continue }
+            Self.removeInterruptedWrites(in: dir)
             let numbers = ModelDirectory.versionNumbers(in: dir)
             guard !numbers.isEmpty else { continue }
             var entry = Entry(name: name, versions: [:], defaultVersion: nil, warmed: false)
             for n in numbers { entry.versions[n] = Self.load(name: name, number: n, directory: dir + "/\(n)") }
             entry.defaultVersion = ModelDirectory.recordedDefault(in: dir) ?? numbers.max()
             entries.withLock { $0[name] = entry }
+        }
+    }
+
+    /// Atomic writes go through hidden temporary siblings (`.N.tmp-…`, `.N.old-…`,
+    /// `.serving.json.tmp-…`); a crash can leave one behind. They were never visible under their
+    /// final names, so they are simply removed at startup.
+    static func removeInterruptedWrites(in modelRoot: String) {
+        let items = (try? FileManager.default.contentsOfDirectory(atPath: modelRoot)) ?? []
+        for item in items where item.hasPrefix(".") && (item.contains(".tmp-") || item.contains(".old-")) {
+            try? FileManager.default.removeItem(atPath: modelRoot + "/" + item)
         }
     }
 

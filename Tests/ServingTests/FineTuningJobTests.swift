@@ -168,6 +168,17 @@ import Testing
         }
     }
 
+    @Test func leftoversOfInterruptedWritesAreRemovedAtStartup() async throws {
+        let models = try makeModelsDirectory()
+        try FileManager.default.createDirectory(atPath: models + "/tiny/.4.tmp-1234abcd", withIntermediateDirectories: true)
+        try Data("{".utf8).write(to: URL(fileURLWithPath: models + "/tiny/.serving.json.tmp-5678"))
+        let server = try await TestServer(models: models)
+        defer { Task { await server.stop() } }
+        let left = try FileManager.default.contentsOfDirectory(atPath: models + "/tiny").filter { $0.contains("tmp") }
+        #expect(left.isEmpty, "\(left)")
+        #expect(try await curl([server.base + "/v1/models/tiny/versions"]).json["versions"].map { ($0 as? [Any])?.count } == 3)
+    }
+
     @Test func killNineDuringAJobThenRestartResumes() async throws {
         let binary = repositoryRoot + "/.build/debug/spikeserve"
         #expect(FileManager.default.isExecutableFile(atPath: binary), "swift build first")
@@ -175,7 +186,8 @@ import Testing
         let port = Int.random(in: 20000..<60000)
         let first = try ServerProcess(models: models, port: port)
         try await first.waitReady()
-        let body = #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 8, "epochs": 4, "batch_size": 10, "limit": 120}, "force": true}"#
+        // Long enough that the kill lands between the first epoch's checkpoint and the end.
+        let body = #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 16, "epochs": 10, "batch_size": 10, "limit": 120}, "force": true}"#
         let created = try await FineTuningJobTests.createJob(first.base, body)
         let id = try #require(created.json["id"] as? String)
         // Wait for the first epoch's checkpoint, then kill the server without warning.
