@@ -53,12 +53,13 @@ struct ClassifyRequest {
             }
             for name in parameterNames {
                 guard let v = object[name] else { continue }
-                // JSON numbers and booleans both arrive as NSNumber, and 0/1 also cast to Bool, so
-                // only `trace` reads a boolean; the other parameters read the number's digits.
-                if let n = v as? NSNumber {
-                    fields[name] = name == "trace" ? (n.boolValue ? "true" : "false") : n.stringValue
-                } else if let s = v as? String { fields[name] = s } else {
-                    throw .badRequest("parameter '\(name)' has an unsupported JSON type", code: "invalid_parameter")
+                // `trace` takes a JSON boolean; the others take numbers (see JSONField).
+                if name == "trace", let b = JSONField.bool(v) {
+                    fields[name] = b ? "true" : "false"
+                } else if name != "trace", !JSONField.isBoolean(v), let n = v as? NSNumber {
+                    fields[name] = n.stringValue
+                } else {
+                    throw .badRequest("parameter '\(name)' must be a JSON \(name == "trace" ? "boolean" : "number")", code: "invalid_parameter")
                 }
             }
         case "":

@@ -58,3 +58,30 @@ public indirect enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral,
         return object
     }
 }
+
+/// Strict readers for fields of a parsed JSON object. JSONSerialization hands both numbers and
+/// booleans over as NSNumber, and NSNumber converts freely between them (`true as? Int` is 1), so
+/// a boolean is recognised by its storage type ("c") and refused where a number is expected.
+enum JSONField {
+    static func isBoolean(_ value: Any) -> Bool {
+        guard let n = value as? NSNumber else { return false }
+        return String(cString: n.objCType) == "c"
+    }
+
+    static func int(_ value: Any?) -> Int? {
+        guard let value, !isBoolean(value), let n = value as? NSNumber else { return nil }
+        let d = n.doubleValue
+        guard d.isFinite, d == d.rounded(), abs(d) < 9e15 else { return nil }
+        return n.intValue
+    }
+
+    static func double(_ value: Any?) -> Double? {
+        guard let value, !isBoolean(value), let n = value as? NSNumber, n.doubleValue.isFinite else { return nil }
+        return n.doubleValue
+    }
+
+    static func bool(_ value: Any?) -> Bool? {
+        guard let value, isBoolean(value) else { return nil }
+        return (value as? NSNumber)?.boolValue
+    }
+}

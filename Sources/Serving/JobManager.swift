@@ -152,12 +152,12 @@ public final class JobManager: Sendable {
             guard let h = h as? [String: Any] else { throw .badRequest("\"hyperparameters\" must be an object") }
             func int(_ k: String, _ range: ClosedRange<Int>) throws(APIError) -> Int? {
                 guard let v = h[k] else { return nil }
-                guard let n = v as? Int, range.contains(n) else { throw .badRequest("hyperparameters.\(k) must be an integer in \(range)") }
+                guard let n = JSONField.int(v), range.contains(n) else { throw .badRequest("hyperparameters.\(k) must be an integer in \(range)") }
                 return n
             }
             func num(_ k: String, _ range: ClosedRange<Double>) throws(APIError) -> Double? {
                 guard let v = h[k] else { return nil }
-                guard let n = v as? Double, range.contains(n) else { throw .badRequest("hyperparameters.\(k) must be a number in \(range)") }
+                guard let n = JSONField.double(v), range.contains(n) else { throw .badRequest("hyperparameters.\(k) must be a number in \(range)") }
                 return n
             }
             let maxT = base.model.description.snn!.maxTimesteps
@@ -173,8 +173,14 @@ public final class JobManager: Sendable {
                 hp.surrogate = s
             }
         }
-        let split = body["validation_split"] as? Double ?? 0.1
+        if let v = body["validation_split"], JSONField.double(v) == nil { throw .badRequest("validation_split must be a number in (0, 1)") }
+        let split = JSONField.double(body["validation_split"]) ?? 0.1
         guard split > 0 && split < 1 else { throw .badRequest("validation_split must be in (0, 1)") }
+        for key in ["auto_deploy", "force"] {
+            if let v = body[key], JSONField.bool(v) == nil { throw .badRequest("\(key) must be true or false") }
+        }
+        if let v = body["seed"], JSONField.int(v).map({ $0 >= 0 }) != true { throw .badRequest("seed must be a non-negative integer") }
+        if let v = body["validation_data"], !(v is String) || JSONField.isBoolean(v) { throw .badRequest("validation_data must be a string") }
         let validationData = body["validation_data"] as? String
         // Resolve paths now, so a bad request fails before anything is queued.
         let folder = try resolveData(trainingData)
@@ -185,14 +191,16 @@ public final class JobManager: Sendable {
             let v = try resolveData(validationData)
             guard v.classes == folder.classes else { throw .badRequest("validation data classes differ from the training data's") }
         }
-        let minAccuracy = body["min_accuracy"] as? Double
-        if let m = minAccuracy, !(0...1).contains(m) { throw .badRequest("min_accuracy must be in [0, 1]") }
+        if let v = body["min_accuracy"], JSONField.double(v).map({ (0...1).contains($0) }) != true {
+            throw .badRequest("min_accuracy must be a number in [0, 1]")
+        }
+        let minAccuracy = JSONField.double(body["min_accuracy"])
         let id = "ftjob_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
         let job = JobRecord(
             id: String(id), model: model, baseVersion: base.number, status: .queued, createdAt: unixNow(),
             trainingData: trainingData, validationData: validationData, validationSplit: split, hyperparameters: hp,
-            autoDeploy: body["auto_deploy"] as? Bool ?? true, minAccuracy: minAccuracy, force: body["force"] as? Bool ?? false,
-            resumable: false, seed: (body["seed"] as? Int).map { UInt64(max(0, $0)) } ?? 0)
+            autoDeploy: JSONField.bool(body["auto_deploy"]) ?? true, minAccuracy: minAccuracy, force: JSONField.bool(body["force"]) ?? false,
+            resumable: false, seed: JSONField.int(body["seed"]).map { UInt64(max(0, $0)) } ?? 0)
         let accepted = state.withLock { s -> Bool in
             guard s.queue.count < configuration.maxQueuedJobs else { return false }
             s.jobs[job.id] = job

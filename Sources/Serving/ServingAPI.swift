@@ -174,7 +174,7 @@ public final class ServingAPI: Sendable {
     func setDefault(_ req: HTTPRequest) throws -> HTTPResponse {
         let name = req.pathParameters["name"] ?? ""
         let object = try JSONValue.parseObject(req.body)
-        guard let v = object["version"] as? Int ?? (object["version"] as? String).flatMap(Int.init) else {
+        guard let v = JSONField.int(object["version"]), v >= 1 else {
             throw APIError.badRequest("body needs {\"version\": N}", code: "invalid_parameter")
         }
         do {

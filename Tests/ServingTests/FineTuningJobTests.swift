@@ -187,7 +187,7 @@ import Testing
         let first = try ServerProcess(models: models, port: port)
         try await first.waitReady()
         // Long enough that the kill lands between the first epoch's checkpoint and the end.
-        let body = #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 16, "epochs": 10, "batch_size": 10, "limit": 120}, "force": true}"#
+        let body = #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 16, "epochs": 40, "batch_size": 10, "limit": 120}, "force": true}"#
         let created = try await FineTuningJobTests.createJob(first.base, body)
         let id = try #require(created.json["id"] as? String)
         // Wait for the first epoch's checkpoint, then kill the server without warning.

@@ -183,3 +183,21 @@ import Testing
         #expect(try await curl([server.base + "/metrics"]).status == 200)
     }
 }
+
+@Suite(.serialized) struct StrictJSONTests {
+    /// JSON booleans must not pass for numbers (NSNumber converts `true` to 1) and vice versa.
+    @Test func booleansAndNumbersAreNotInterchangeable() async throws {
+        let server = try await TestServer(tokens: AccessTokens(admin: "adm", inference: nil))
+        defer { Task { await server.stop() } }
+        let put = ["-X", "PUT", "-H", "Authorization: Bearer adm", "-H", "Content-Type: application/json", server.base + "/v1/models/tiny/default"]
+        #expect(try await curl(put + ["--data", #"{"version": true}"#]).status == 400)
+        #expect(try await curl(put + ["--data", #"{"version": "2"}"#]).status == 400)
+        #expect(try await curl(put + ["--data", #"{"version": 0}"#]).status == 400)
+        let b64 = try Data(contentsOf: URL(fileURLWithPath: fixture("two.png"))).base64EncodedString()
+        let classify = ["-H", "Content-Type: application/json", server.base + "/v1/models/tiny/classify"]
+        #expect(try await curl(classify + ["--data", #"{"images": [{"b64": "\#(b64)"}], "seed": true}"#]).status == 400)
+        #expect(try await curl(classify + ["--data", #"{"images": [{"b64": "\#(b64)"}], "trace": 1}"#]).status == 400)
+        #expect(try await curl(classify + ["--data", #"{"images": [{"b64": "\#(b64)"}], "timesteps": "4"}"#]).status == 400)
+        #expect(try await curl(classify + ["--data", #"{"images": [{"b64": "\#(b64)"}], "seed": 1, "trace": false}"#]).status == 200)
+    }
+}
