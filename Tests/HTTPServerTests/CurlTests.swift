@@ -23,11 +23,8 @@ extension HTTPServerTests {
 
         @Test func twoMegabyteUploadWithExpectContinueIsFast() async throws {
             let payload = (0..<(2 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("http-upload-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let (input, output, directory) = try uploadFiles(payload)
             defer { try? FileManager.default.removeItem(at: directory) }
-            let input = directory.appendingPathComponent("in.bin"), output = directory.appendingPathComponent("out.bin")
-            try Data(payload).write(to: input)
             try await withServer(handler: testRouter().handler()) { port in
                 let result = try await blocking {
                     try runProcess(Self.curl, ["-sv", "--data-binary", "@\(input.path)", "-H", "Content-Type: application/octet-stream",
@@ -45,11 +42,8 @@ extension HTTPServerTests {
 
         @Test func chunkedUploadIsEchoed() async throws {
             let payload = Array((0..<300_000).map { UInt8(truncatingIfNeeded: $0 % 251) })
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("http-chunked-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let (input, output, directory) = try uploadFiles(payload)
             defer { try? FileManager.default.removeItem(at: directory) }
-            let input = directory.appendingPathComponent("in.bin"), output = directory.appendingPathComponent("out.bin")
-            try Data(payload).write(to: input)
             try await withServer(handler: testRouter().handler()) { port in
                 let result = try await blocking {
                     try runProcess(Self.curl, ["-sv", "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(input.path)",
@@ -77,4 +71,13 @@ extension HTTPServerTests {
             }
         }
     }
+}
+
+/// A temporary directory holding `payload` as in.bin, and the path curl writes the answer to.
+func uploadFiles(_ payload: [UInt8]) throws -> (input: URL, output: URL, directory: URL) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("http-upload-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let input = directory.appendingPathComponent("in.bin")
+    try Data(payload).write(to: input)
+    return (input, directory.appendingPathComponent("out.bin"), directory)
 }

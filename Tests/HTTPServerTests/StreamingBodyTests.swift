@@ -45,18 +45,7 @@ extension HTTPServerTests {
 
         static func withStreamingServer<T: Sendable>(_ body: (Int) async throws -> T) async throws -> T {
             let router = router()
-            let server = HTTPServer(configuration: .test(), logger: quietLogger(), streamingBody: { router.streamingLimit(method: $0, path: $1) },
-                                    handler: router.handler())
-            try server.start()
-            let result: T
-            do {
-                result = try await body(server.boundPort)
-            } catch {
-                await server.shutdown()
-                throw error
-            }
-            await server.shutdown()
-            return result
+            return try await withServer(streamingBody: { router.streamingLimit(method: $0, path: $1) }, handler: router.handler(), body)
         }
 
         @Test func routerReportsStreamingLimits() {

@@ -50,10 +50,11 @@ func quietLogger() -> Logger {
 func withServer<T: Sendable>(
     _ configuration: HTTPServer.Configuration = .test(),
     logger: Logger = quietLogger(),
+    streamingBody: (@Sendable (String, String) -> Int?)? = nil,
     handler: @escaping HTTPHandler,
     _ body: (Int) async throws -> T
 ) async throws -> T {
-    let server = HTTPServer(configuration: configuration, logger: logger, handler: handler)
+    let server = HTTPServer(configuration: configuration, logger: logger, streamingBody: streamingBody, handler: handler)
     try server.start()
     let result: T
     do {
