@@ -4,11 +4,12 @@ import PackageDescription
 /// SpikeServe: a REST server for spiking neural networks converted from ANNs (Rathi et al., ICLR 2020).
 ///
 /// Module map (each has its own test target):
-/// - `CBLAS`, `CNative`: C bridges (OpenBLAS; libjpeg/libpng decoding with longjmp error handling; CPUID).
+/// - `CBLAS`, `CNative`, `CEventLoop`: C bridges (OpenBLAS; libjpeg/libpng decoding with longjmp error handling;
+///   CPUID; epoll/eventfd for the HTTP server's I/O loops).
 /// - `NativeBridge`: Swift face of the bridges: BLAS calls, CPU features, OpenBLAS kernel selection.
 /// - `TensorKit`: Float32 NCHW tensors, kernels with backward passes, optimizers.
 /// - `Imaging`: image decoding, conversion to model input, ImageFolder datasets.
-/// - `HTTPServer`: HTTP/1.1 server on POSIX sockets and Dispatch (no model knowledge); `http-bench` benchmarks it.
+/// - `HTTPServer`: HTTP/1.1 server on POSIX sockets, epoll loops and Dispatch (no model knowledge); `http-bench` benchmarks it.
 /// - `SNN`: the method: model format, ANN training, conversion, the time-batched SNN engine, STDB fine-tuning.
 /// - `Serving`: the REST API over HTTPServer: model store and versions, dynamic batching, auth, metrics.
 /// - `spikeserve`: the command-line tool.
@@ -37,13 +38,14 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
         ),
+        .target(name: "CEventLoop"),
         .target(name: "NativeBridge", dependencies: ["CBLAS", "CNative"], swiftSettings: swiftSettings),
         .target(name: "TensorKit", dependencies: ["NativeBridge"], swiftSettings: swiftSettings),
         .target(name: "Imaging", dependencies: ["CNative", "TensorKit"], swiftSettings: swiftSettings),
         .target(name: "SNN", dependencies: ["TensorKit", "Imaging"], swiftSettings: swiftSettings),
         .target(
             name: "HTTPServer",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["CEventLoop", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

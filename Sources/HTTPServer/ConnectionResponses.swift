@@ -2,7 +2,7 @@ import Dispatch
 import Logging
 
 /// Writing responses in request order, streaming bodies, and the output buffer's flushing.
-/// Runs on `loop.queue` like the rest of `Connection`.
+/// Runs on the loop thread like the rest of `Connection`.
 extension Connection {
     func responseReady(_ sequence: Int, _ response: HTTPResponse) {
         guard phase == .open, let index = slots.firstIndex(where: { $0.sequence == sequence }) else { return }
@@ -109,13 +109,13 @@ extension Connection {
                 failure = error
             }
             let result = failure.map { String(describing: $0) }
-            loop.queue.async { self.streamFinished(streamID, failure: result) }
+            loop.execute { self.streamFinished(streamID, failure: result) }
         }
     }
 
     func streamWrite(_ streamID: Int, _ bytes: [UInt8]) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            loop.queue.async { self.acceptChunk(streamID, bytes, continuation) }
+            loop.execute { self.acceptChunk(streamID, bytes, continuation) }
         }
     }
 
@@ -208,14 +208,14 @@ extension Connection {
     }
 
     func armWrite() {
-        guard !writeArmed, let writeSource else { return }
+        guard !writeArmed, phase != .new, phase != .closed else { return }
         writeArmed = true
-        writeSource.resume()
+        loop.update(id, reading: !readPaused, writing: true)
     }
 
     func disarmWrite() {
-        guard writeArmed, let writeSource, phase != .closed else { return }
+        guard writeArmed, phase != .new, phase != .closed else { return }
         writeArmed = false
-        writeSource.suspend()
+        loop.update(id, reading: !readPaused, writing: false)
     }
 }

@@ -1,7 +1,7 @@
 import Dispatch
 
-/// Deadlines: one timer per connection, armed for the earliest deadline of the current state.
-/// Runs on `loop.queue` like the rest of `Connection`.
+/// Deadlines: the loop's timer heap holds the earliest deadline of the connection's current state.
+/// Runs on the loop thread like the rest of `Connection`.
 extension Connection {
     /// The next deadline that applies in the current state, if any. Handlers are never timed.
     func deadline() -> (at: UInt64, action: TimeoutAction)? {
@@ -37,10 +37,12 @@ extension Connection {
 
     func arm(_ at: UInt64) {
         timerArmedFor = at
-        timer?.schedule(deadline: DispatchTime(uptimeNanoseconds: at), leeway: .milliseconds(10))
+        loop.schedule(id, at: at)
     }
 
-    func timerFired() {
+    func timerFired(at: UInt64) {
+        // Superseded schedules still fire; only the one armed last counts.
+        guard timerArmedFor == at else { return }
         timerArmedFor = nil
         guard phase != .closed, let (at, action) = deadline() else { return }
         if monotonicNow() < at {

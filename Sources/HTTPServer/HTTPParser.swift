@@ -146,11 +146,11 @@ struct HTTPRequestParser {
                 fieldCount = 0
                 state = .requestLine
             case .requestLine:
-                guard let line = try nextLine(limit: limits.maxHeaderBytes, tooLong: headerTooLarge()) else { return nil }
+                guard let line = try nextLine(limit: limits.maxHeaderBytes) else { return nil }
                 try parseRequestLine(line)
                 state = .headerLines
             case .headerLines:
-                guard let line = try nextLine(limit: limits.maxHeaderBytes - sectionBytes, tooLong: headerTooLarge()) else {
+                guard let line = try nextLine(limit: limits.maxHeaderBytes - sectionBytes) else {
                     return nil
                 }
                 if line.isEmpty {
@@ -198,7 +198,7 @@ struct HTTPRequestParser {
                 state = .chunkSize
             case .trailers:
                 scanIndex = max(scanIndex, readIndex)
-                guard let line = try nextLine(limit: limits.maxHeaderBytes - sectionBytes, tooLong: headerTooLarge()) else {
+                guard let line = try nextLine(limit: limits.maxHeaderBytes - sectionBytes) else {
                     return nil
                 }
                 if line.isEmpty {
@@ -227,17 +227,17 @@ struct HTTPRequestParser {
 
     /// The next line without its terminator (LF, optionally preceded by CR), consuming it; nil if no
     /// complete line is buffered. `limit` bounds the line including its terminator.
-    private mutating func nextLine(limit: Int, tooLong: HTTPParseError) throws(HTTPParseError) -> ArraySlice<UInt8>? {
+    private mutating func nextLine(limit: Int, tooLong: @autoclosure () -> HTTPParseError? = nil) throws(HTTPParseError) -> ArraySlice<UInt8>? {
         let end = buffer.count
         var i = max(scanIndex, readIndex)
         while i < end && buffer[i] != UInt8(ascii: "\n") { i += 1 }
         guard i < end else {
             scanIndex = end
-            if end - readIndex > limit { throw tooLong }
+            if end - readIndex > limit { throw tooLong() ?? headerTooLarge() }
             return nil
         }
         let lineLength = i + 1 - readIndex
-        if lineLength > limit { throw tooLong }
+        if lineLength > limit { throw tooLong() ?? headerTooLarge() }
         var line = buffer[readIndex..<i]
         if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
         // RFC 9112 §2.2: a bare CR is invalid; rejecting it avoids disagreeing with proxies about lines.

@@ -107,7 +107,7 @@ final class Listener: @unchecked Sendable {
             lastLimitWarning = now
             context.logger.warning("connection limit reached", metadata: ["limit": .stringConvertible(context.configuration.limits.maxConnections)])
         }
-        loop.queue.async {
+        loop.execute {
             connection.start(rejecting: rejected
                 ? HTTPParseError(status: 503, code: "service_unavailable", message: "too many connections (limit \(self.context.configuration.limits.maxConnections))")
                 : nil)

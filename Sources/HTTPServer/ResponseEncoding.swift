@@ -13,7 +13,20 @@ enum ResponseEncoding {
     }
 
     static func head(status: Int, headers: HTTPHeaders, framing: Framing, close: Bool, keepAliveHTTP10: Bool, date: String) -> [UInt8] {
-        var text = "HTTP/1.1 \(status) \(reasonPhrase(status))\r\n"
+        // Appended as bytes into one reserved array: this runs once per response.
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        func line(_ name: String, _ value: String) {
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        appendDecimal(status, to: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: reasonPhrase(status).utf8)
+        out.append(contentsOf: "\r\n".utf8)
         var hasDate = false
         for (name, value) in headers {
             if asciiCaseInsensitiveEquals(name, "Content-Length") || asciiCaseInsensitiveEquals(name, "Transfer-Encoding")
@@ -23,21 +36,41 @@ enum ResponseEncoding {
             // A CR or LF in a handler-provided field would split the response (header injection).
             if !isSafeFieldName(name) || value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) { continue }
             if asciiCaseInsensitiveEquals(name, "Date") { hasDate = true }
-            text += "\(name): \(value)\r\n"
+            line(name, value)
         }
-        if !hasDate { text += "Date: \(date)\r\n" }
+        if !hasDate { line("Date", date) }
         switch framing {
-        case .length(let n): text += "Content-Length: \(n)\r\n"
-        case .chunked: text += "Transfer-Encoding: chunked\r\n"
+        case .length(let n):
+            out.append(contentsOf: "Content-Length: ".utf8)
+            appendDecimal(n, to: &out)
+            out.append(contentsOf: "\r\n".utf8)
+        case .chunked: line("Transfer-Encoding", "chunked")
         case .untilClose, .none: break
         }
         if close {
-            text += "Connection: close\r\n"
+            line("Connection", "close")
         } else if keepAliveHTTP10 {
-            text += "Connection: keep-alive\r\n"
+            line("Connection", "keep-alive")
         }
-        text += "\r\n"
-        return Array(text.utf8)
+        out.append(contentsOf: "\r\n".utf8)
+        return out
+    }
+
+    /// Appends the decimal digits of a non-negative `value`.
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = UInt(max(0, value))
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+                count += 1
+            } while n > 0
+            out.append(contentsOf: buffer[(20 - count)...])
+        }
     }
 
     static func statusHasNoBody(_ status: Int) -> Bool {

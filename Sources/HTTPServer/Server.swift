@@ -11,14 +11,13 @@ import Darwin
 
 public typealias HTTPHandler = @Sendable (HTTPRequest) async throws -> HTTPResponse
 
-/// An HTTP/1.1 server on non-blocking POSIX sockets driven by Dispatch sources. Socket I/O runs on
-/// `configuration.ioQueues` serial queues; handlers run in Swift concurrency Tasks, so a slow
-/// handler never stalls other connections.
+/// An HTTP/1.1 server on non-blocking POSIX sockets. A Dispatch source accepts connections and
+/// spreads them over `configuration.ioThreads` epoll loops (IOLoop), which read, parse and write;
+/// handlers run in Swift concurrency Tasks, so a slow handler never stalls other connections.
 public final class HTTPServer: Sendable {
     public let configuration: Configuration
     private let context: ServerContext
     private let acceptQueue = DispatchQueue(label: "HTTPServer.accept")
-    private let loops: [IOLoop]
     private let state = Mutex(State())
 
     private enum Lifecycle { case idle, running, stopping, stopped }
@@ -26,6 +25,7 @@ public final class HTTPServer: Sendable {
     private struct State {
         var lifecycle = Lifecycle.idle
         var listener: Listener?
+        var loops: [IOLoop] = []
         var boundPort = 0
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
         var signalSources: [SignalSourceBox] = []
@@ -43,7 +43,6 @@ public final class HTTPServer: Sendable {
                 handler: @escaping HTTPHandler) {
         self.configuration = configuration
         context = ServerContext(configuration: configuration, logger: logger, streamingBody: streamingBody, handler: handler)
-        loops = (0..<configuration.ioQueues).map { IOLoop(index: $0) }
     }
 
     /// Binds and starts accepting; returns once the socket is listening.
@@ -55,15 +54,20 @@ public final class HTTPServer: Sendable {
             s.lifecycle = .running
         }
         let socket: (fd: Int32, port: Int)
+        var loops: [IOLoop] = []
         do {
+            for index in 0..<configuration.ioThreads { loops.append(try IOLoop(index: index)) }
             socket = try makeListeningSocket(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+            for loop in loops { try loop.start() }
         } catch {
+            for loop in loops { loop.stop() }
             state.withLock { $0.lifecycle = .idle }
             throw error
         }
         let listener = Listener(fd: socket.fd, queue: acceptQueue, loops: loops, context: context)
         state.withLock { s in
             s.listener = listener
+            s.loops = loops
             s.boundPort = socket.port
         }
         listener.start()
@@ -103,13 +107,13 @@ public final class HTTPServer: Sendable {
             context.logger.info("shutting down", metadata: ["connections": .stringConvertible(context.registry.count)])
             listener?.stop()
             for connection in context.registry.beginShutdown() {
-                connection.loop.queue.async { connection.beginShutdown() }
+                connection.loop.execute { connection.beginShutdown() }
             }
             if !(await context.registry.waitUntilEmpty(timeout: configuration.timeouts.shutdownGrace)) {
                 let remaining = context.registry.liveConnections
                 context.logger.warning("shutdown grace expired; closing connections", metadata: ["connections": .stringConvertible(remaining.count)])
                 for connection in remaining {
-                    connection.loop.queue.async { connection.forceClose() }
+                    connection.loop.execute { connection.forceClose() }
                 }
                 _ = await context.registry.waitUntilEmpty(timeout: .seconds(5))
             }
@@ -119,14 +123,17 @@ public final class HTTPServer: Sendable {
     }
 
     private func finishStop() {
-        let (waiters, sources) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [SignalSourceBox]) in
+        let (waiters, sources, loops) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [SignalSourceBox], [IOLoop]) in
             s.lifecycle = .stopped
             defer {
                 s.stopWaiters = []
                 s.signalSources = []
+                s.loops = []
             }
-            return (s.stopWaiters, s.signalSources)
+            return (s.stopWaiters, s.signalSources, s.loops)
         }
+        // Connections that outlived the grace are closed by their loop as it stops.
+        for loop in loops { loop.stop() }
         for box in sources { box.source.cancel() }
         for waiter in waiters { waiter.resume() }
     }

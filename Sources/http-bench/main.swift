@@ -1,5 +1,5 @@
 // Minimal server for scripts/bench-http.sh: GET /json -> {"ok":true} on 127.0.0.1:18080
-// (override with HTTP_BENCH_PORT; HTTP_BENCH_IO_QUEUES sets the I/O queue count). No access log, so the
+// (override with HTTP_BENCH_PORT; HTTP_BENCH_IO_THREADS sets the I/O thread count). No access log, so the
 // numbers measure the server, not logging.
 import Foundation
 import HTTPServer
@@ -15,8 +15,8 @@ router.get("/json") { _ in
 }
 
 let port = ProcessInfo.processInfo.environment["HTTP_BENCH_PORT"].flatMap(Int.init) ?? 18080
-let ioQueues = ProcessInfo.processInfo.environment["HTTP_BENCH_IO_QUEUES"].flatMap(Int.init) ?? HTTPServer.Configuration.processorCount
-let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: port, ioQueues: ioQueues), logger: logger, handler: router.handler())
+let ioThreads = ProcessInfo.processInfo.environment["HTTP_BENCH_IO_THREADS"].flatMap(Int.init) ?? HTTPServer.Configuration.processorCount
+let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: port, ioThreads: ioThreads), logger: logger, handler: router.handler())
 try server.start()
 server.installSignalHandlers()
 print("http-bench listening on 127.0.0.1:\(server.boundPort)")

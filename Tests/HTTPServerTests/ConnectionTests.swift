@@ -263,6 +263,33 @@ extension HTTPServerTests {
             #expect(Connection.liveObjects.load(ordering: .relaxed) == 0)
         }
 
+        @Test func clientResetDuringHandlerCancelsIt() async throws {
+            let started = Atomic<Bool>(false)
+            let cancelled = Atomic<Bool>(false)
+            let handler: HTTPHandler = { _ in
+                started.store(true, ordering: .relaxed)
+                do {
+                    try await Task.sleep(for: .seconds(10))
+                } catch {
+                    cancelled.store(true, ordering: .relaxed)
+                }
+                return HTTPResponse(status: 200, body: Array("late".utf8))
+            }
+            try await withServer(handler: handler) { port in
+                do {
+                    let client = try RawClient(port: port)
+                    try client.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                    try await Loop.eventually { started.load(ordering: .relaxed) }
+                    // SO_LINGER 0: closing sends RST, so the server sees an error/hang-up, not a FIN.
+                    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                    setsockopt(client.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                }  // the client (and its socket) ends here
+                try await Loop.eventually { cancelled.load(ordering: .relaxed) }
+                let wasCancelled = cancelled.load(ordering: .relaxed)
+                #expect(wasCancelled, "the handler was not cancelled after the client reset")
+            }
+        }
+
         @Test func accessLogHasFieldsButNoHeaderValues() async throws {
             let handler = CapturingLogHandler()
             let logger = Logger(label: "access") { _ in handler }

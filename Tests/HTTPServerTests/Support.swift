@@ -26,7 +26,7 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 }
 
 extension HTTPServer.Configuration {
-    /// Port 0, two I/O queues, short timeouts.
+    /// Port 0, two I/O threads, short timeouts.
     static func test(
         headerRead: Duration = .seconds(5),
         bodyIdle: Duration = .seconds(5),
@@ -36,7 +36,7 @@ extension HTTPServer.Configuration {
         HTTPServer.Configuration(
             host: "127.0.0.1", port: 0, limits: limits,
             timeouts: Timeouts(headerRead: headerRead, bodyIdle: bodyIdle, keepAliveIdle: keepAliveIdle, shutdownGrace: .seconds(3), writeIdle: .seconds(5), lingeringClose: .milliseconds(500)),
-            ioQueues: 2)
+            ioThreads: 2)
     }
 }
 

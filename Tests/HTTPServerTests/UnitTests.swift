@@ -57,6 +57,22 @@ extension HTTPServerTests {
             }
         }
 
+        @Test func targetSplitting() {
+            func split(_ target: String) -> String {
+                let (path, query) = splitTarget(target)
+                return query.map { "\(path)|\($0)" } ?? "\(path)"
+            }
+            #expect(split("/a/b") == "/a/b")
+            #expect(split("/a?x=1&y=2") == "/a|x=1&y=2")
+            #expect(split("/a?x=?#frag") == "/a|x=?")
+            #expect(split("/a#f?x") == "/a")
+            #expect(split("/é/ü?q=ß") == "/é/ü|q=ß")
+            #expect(split("/?") == "/|")
+            #expect(split("http://host:8080/p?q") == "/p|q")
+            #expect(split("http://host?q") == "/|q")
+            #expect(split("*") == "*")
+        }
+
         @Test func requestIDValidation() {
             #expect(HTTPRequest(target: "/", headers: ["X-Request-Id": "ok-1_2.3"]).requestID == "ok-1_2.3")
             #expect(HTTPRequest(target: "/", headers: ["X-Request-Id": "bad id"]).requestID != "bad id")
