@@ -117,7 +117,7 @@ final class Connection: IOLoopClient, @unchecked Sendable {
     }
 
     /// Connection objects alive in the process; lets tests prove that closed connections are freed
-    /// (a retain cycle through a dispatch source handler would keep them).
+    /// (a retain cycle through a closure the loop holds would keep them).
     static let inlineExperiment = getenv("INLINE_EXPERIMENT") != nil
     static let liveObjects = Atomic<Int>(0)
 

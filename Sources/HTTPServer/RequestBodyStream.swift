@@ -47,7 +47,7 @@ public struct RequestBodyTooLarge: Error, Sendable {
     public var limit: Int
 }
 
-/// The queue between a connection (producer, on its I/O queue) and a handler (consumer).
+/// The queue between a connection (producer, on its I/O thread) and a handler (consumer).
 final class RequestBodyChannel: Sendable {
     static let highWater = 1 << 20
     static let lowWater = 256 << 10

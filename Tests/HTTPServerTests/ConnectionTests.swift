@@ -263,6 +263,20 @@ extension HTTPServerTests {
             #expect(Connection.liveObjects.load(ordering: .relaxed) == 0)
         }
 
+        @Test func halfClosedClientStillGetsItsAnswers() async throws {
+            let responses = try await withServer(handler: testRouter().handler()) { port in
+                try await blocking { () -> [TestResponse] in
+                    let client = try RawClient(port: port)
+                    try client.send("GET /sleep/200 HTTP/1.1\r\nHost: x\r\n\r\nGET /path/next HTTP/1.1\r\nHost: x\r\n\r\n")
+                    // FIN while the first handler still sleeps: the server must answer both, then close.
+                    _ = shutdown(client.fd, Int32(SHUT_WR))
+                    return try (0..<2).map { _ in try client.readResponse() }
+                }
+            }
+            #expect(responses.map(\.text) == ["slept 200", "next"])
+            #expect(responses.last?.header("Connection")?.lowercased() == "close")
+        }
+
         @Test func clientResetDuringHandlerCancelsIt() async throws {
             let started = Atomic<Bool>(false)
             let cancelled = Atomic<Bool>(false)
