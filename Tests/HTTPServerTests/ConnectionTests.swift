@@ -304,6 +304,53 @@ extension HTTPServerTests {
             }
         }
 
+        /// 16 MB does not fit in the socket buffers: the server must meet EAGAIN, keep the rest, wait
+        /// for writability and finish the response in order, with the connection still usable.
+        @Test func largeResponseToASlowReaderArrivesIntact() async throws {
+            let body = (0..<16_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 11) }
+            var router = testRouter()
+            router.get("/large") { _ in HTTPResponse(status: 200, body: body) }
+            let (large, after) = try await withServer(handler: router.handler()) { port in
+                try await blocking { () -> (TestResponse, TestResponse) in
+                    let client = try RawClient(port: port)
+                    try client.send("GET /large HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                    Thread.sleep(forTimeInterval: 0.3)
+                    return (try client.readResponse(), try client.readResponse())
+                }
+            }
+            #expect(large.status == 200)
+            #expect(large.body.count == body.count)
+            #expect(large.body == body)
+            #expect(after.text == "hello")
+        }
+
+        /// A client that stops reading is cut after `writeIdle` instead of holding the server's
+        /// buffered response forever.
+        @Test func clientThatNeverReadsIsCutAfterWriteIdle() async throws {
+            let size = 64_000_000
+            var router = testRouter()
+            router.get("/large") { _ in HTTPResponse(status: 200, body: [UInt8](repeating: 0x61, count: size)) }
+            var configuration = HTTPServer.Configuration.test()
+            configuration.timeouts.writeIdle = .seconds(1)
+            let received = try await withServer(configuration, handler: router.handler()) { port in
+                try await blocking { () -> Int in
+                    let client = try RawClient(port: port)
+                    try client.send("GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+                    Thread.sleep(forTimeInterval: 2.5)
+                    var total = 0
+                    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+                    while true {
+                        let n = chunk.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
+                        if n > 0 { total += n; continue }
+                        if n < 0 && errno == EINTR { continue }
+                        return total  // EOF or reset: the server gave up
+                    }
+                }
+            }
+            #expect(received > 0)
+            #expect(received < size, "the whole response arrived although the client did not read for 2.5 s")
+        }
+
         @Test func accessLogHasFieldsButNoHeaderValues() async throws {
             let handler = CapturingLogHandler()
             let logger = Logger(label: "access") { _ in handler }
