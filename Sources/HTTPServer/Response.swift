@@ -20,8 +20,16 @@ public struct HTTPResponse: Sendable {
         self.body = .bytes(body)
     }
 
+    /// A JSON encoder with keys in sorted order, so the same object always serialises to the same
+    /// bytes (diffable, cacheable, ETag-able) whatever the dictionary's hash seed.
+    public static func stableJSONEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
     /// `object` as JSON with `Content-Type: application/json`; an encoding failure becomes a 500.
-    public static func json(_ status: Int = 200, _ object: some Encodable, encoder: JSONEncoder = JSONEncoder()) -> HTTPResponse {
+    public static func json(_ status: Int = 200, _ object: some Encodable, encoder: JSONEncoder = stableJSONEncoder()) -> HTTPResponse {
         do {
             let data = try encoder.encode(object)
             return HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: Array(data))
@@ -31,7 +39,7 @@ public struct HTTPResponse: Sendable {
     }
 
     /// `object` as JSON with status 200 (Swift cannot skip the defaulted status above positionally).
-    public static func json(_ object: some Encodable, encoder: JSONEncoder = JSONEncoder()) -> HTTPResponse {
+    public static func json(_ object: some Encodable, encoder: JSONEncoder = stableJSONEncoder()) -> HTTPResponse {
         json(200, object, encoder: encoder)
     }
 

@@ -47,7 +47,7 @@ extension ServingAPI {
             // Server-Sent Events until the job ends: every event as it is recorded, then "done".
             return .serverSentEvents { writer in
                 var cursor = after
-                let encoder = JSONEncoder()
+                let encoder = HTTPResponse.stableJSONEncoder()
                 while true {
                     let batch = jobs.events(id, after: cursor, limit: 1000)
                     for e in batch {

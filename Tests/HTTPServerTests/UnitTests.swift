@@ -73,6 +73,14 @@ extension HTTPServerTests {
             #expect(split("*") == "*")
         }
 
+        @Test func jsonResponsesHaveSortedKeys() throws {
+            struct Item: Encodable { var zeta = 1; var alpha = "/a/b"; var mid = ["y": 2, "x": 1] }
+            let response = HTTPResponse.json(Item())
+            guard case .bytes(let body) = response.body else { throw TestError.failure("not a byte body") }
+            #expect(String(decoding: body, as: UTF8.self) == #"{"alpha":"/a/b","mid":{"x":1,"y":2},"zeta":1}"#)
+            #expect(response.headers["Content-Type"] == "application/json")
+        }
+
         @Test func requestIDValidation() {
             #expect(HTTPRequest(target: "/", headers: ["X-Request-Id": "ok-1_2.3"]).requestID == "ok-1_2.3")
             #expect(HTTPRequest(target: "/", headers: ["X-Request-Id": "bad id"]).requestID != "bad id")
