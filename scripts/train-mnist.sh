@@ -45,4 +45,5 @@ fi
 for t in 2 4 8 16 32; do
   "$bin" evaluate "$work/hybrid" --data "$data" --split validation --timesteps $t --json
 done
-echo "to ship: rm -rf Models/mnist-cnn/1 && cp -r $work/hybrid Models/mnist-cnn/1"
+# Shipped layout: version 1 = the converted SNN (direct input), version 2 = the hybrid, the default.
+echo "to ship: rm -rf Models/mnist-cnn/1 Models/mnist-cnn/2 && cp -r $work/snn-direct Models/mnist-cnn/1 && cp -r $work/hybrid Models/mnist-cnn/2"
