@@ -21,6 +21,33 @@ extension HTTPServerTests {
             }
         }
 
+        /// True when this machine can bind the IPv6 loopback (some containers have no IPv6 at all).
+        static let ipv6Loopback: Bool = {
+            let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_addr = in6addr_loopback
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            } == 0
+        }()
+
+        /// Bound to "::", the server answers over IPv6 and, dual-stack, over IPv4.
+        @Test(.enabled(if: Curl.ipv6Loopback, "no IPv6 loopback on this machine"))
+        func dualStackServesIPv6AndIPv4() async throws {
+            var configuration = HTTPServer.Configuration.test()
+            configuration.host = "::"
+            try await withServer(configuration, handler: testRouter().handler()) { port in
+                for url in ["http://[::1]:\(port)/hello", "http://127.0.0.1:\(port)/hello"] {
+                    let result = try await blocking { try runProcess(Self.curl, ["-sg", url]) }
+                    #expect(result.status == 0, "curl \(url)")
+                    #expect(result.stdout == "hello", "curl \(url)")
+                }
+            }
+        }
+
         @Test func twoMegabyteUploadWithExpectContinueIsFast() async throws {
             let payload = (0..<(2 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
             let (input, output, directory) = try uploadFiles(payload)
