@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Logging
 import Synchronization
 
@@ -118,7 +117,6 @@ final class Connection: IOLoopClient, @unchecked Sendable {
 
     /// Connection objects alive in the process; lets tests prove that closed connections are freed
     /// (a retain cycle through a closure the loop holds would keep them).
-    static let inlineExperiment = getenv("INLINE_EXPERIMENT") != nil
     static let liveObjects = Atomic<Int>(0)
 
     // MARK: - Lifecycle (all on the loop thread)
@@ -127,7 +125,8 @@ final class Connection: IOLoopClient, @unchecked Sendable {
     func start(rejecting: HTTPParseError? = nil) {
         guard phase == .new else { return }
         guard loop.register(self, fd: fd, token: id, reading: true, writing: false) else {
-            context.logger.error("epoll registration failed", metadata: ["error": .string(SocketError("epoll_ctl", errno: errno).description)])
+            // epoll_ctl failed (ENOMEM, ENOSPC) or the I/O thread already stopped: nothing can serve it.
+            context.logger.warning("connection dropped: its I/O thread could not watch it", metadata: ["remote": .string(remoteAddress)])
             phase = .closed
             closeDescriptor()
             return
@@ -331,12 +330,10 @@ final class Connection: IOLoopClient, @unchecked Sendable {
         nextSequence += 1
         let handler = context.handler
         let logger = context.logger
-        let inline = Connection.inlineExperiment
-        let task: Task<Void, Never>? = inline ? nil : Task { [self] in
+        let task = Task { [self] in
             let response = await Connection.respond(handler, request, logger)
             loop.execute { self.responseReady(sequence, response) }
         }
-        defer { if inline { responseReady(sequence, HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: Array(#"{"ok":true}"#.utf8))) } }
         slots.append(Slot(
             method: request.method, rawPath: request.rawPath, requestID: request.requestID, keepAlive: keepAlive,
             http10: request.version == "HTTP/1.0", startedAt: currentHeadAt, sequence: sequence, response: nil, task: task,

@@ -49,6 +49,8 @@ final class IOLoop: @unchecked Sendable {
         /// The loop is (about to be) in epoll_wait: the next `execute` must write the eventfd.
         var sleeping = false
         var stopping = false
+        /// The loop thread has finished: work goes to `afterExit` instead.
+        var exited = false
     }
 
     private struct Timer: Comparable {
@@ -66,9 +68,15 @@ final class IOLoop: @unchecked Sendable {
     private var clients: [Int: Registration] = [:]
     private var timers = MinHeap<Timer>()
     private var running = Work()
+    /// Set by the loop thread as it finishes (work run after that must not register anything).
+    private var exitedOnLoopThread = false
     private var cachedSecond = -1
     private var cachedDate = ""
     private let started = Atomic<Bool>(false)
+    /// Runs work that arrives after the loop finished (a handler or stream writer that outlived its
+    /// connection): every client is closed by then, so the work only takes its "closed" branch, but
+    /// it must run, or a stream writer waiting for it would never resume. Serial, like the loop.
+    private let afterExit: DispatchQueue
 
     static let readBufferSize = 64 * 1024
     /// Readiness reports taken per epoll_wait.
@@ -96,9 +104,14 @@ final class IOLoop: @unchecked Sendable {
         self.epollFD = epollFD
         self.wakeFD = wakeFD
         scratch = .allocate(byteCount: Self.readBufferSize, alignment: 16)
+        afterExit = DispatchQueue(label: "HTTPServer.io.\(index).after-exit")
     }
 
     deinit {
+        // Closed only here: `execute` and `stop` may still write the eventfd after the loop exited
+        // (they hold a reference), and a closed number could by then belong to another file.
+        Syscall.close(wakeFD)
+        Syscall.close(epollFD)
         scratch.deallocate()
     }
 
@@ -120,15 +133,10 @@ final class IOLoop: @unchecked Sendable {
     }
 
     /// Asks the loop to finish: clients still registered get `handleHangup()`, then the thread exits
-    /// and the epoll and eventfd descriptors are closed. Safe to call more than once, and before
-    /// `start()` (then only the descriptors are closed).
+    /// (the descriptors are closed when the loop is freed). Safe to call more than once, and before
+    /// `start()` (the loop then never starts).
     func stop() {
-        if !started.exchange(true, ordering: .acquiringAndReleasing) {
-            // Never started: nothing runs on the descriptors.
-            Syscall.close(wakeFD)
-            Syscall.close(epollFD)
-            return
-        }
+        if !started.exchange(true, ordering: .acquiringAndReleasing) { return }
         let wake = inbox.withLock { s -> Bool in
             s.stopping = true
             defer { s.sleeping = false }
@@ -139,12 +147,18 @@ final class IOLoop: @unchecked Sendable {
 
     /// Runs `work` on the loop's thread, after the events being handled now. Callable from any thread.
     func execute(_ work: @escaping @Sendable () -> Void) {
-        let wake = inbox.withLock { s -> Bool in
+        enum Route { case queued, wake, afterExit }
+        let route = inbox.withLock { s -> Route in
+            if s.exited { return .afterExit }
             s.work.append(work)
             defer { s.sleeping = false }
-            return s.sleeping
+            return s.sleeping ? .wake : .queued
         }
-        if wake { signalWake() }
+        switch route {
+        case .queued: break
+        case .wake: signalWake()
+        case .afterExit: afterExit.async(execute: work)
+        }
     }
 
     // MARK: - Loop-thread API
@@ -152,7 +166,7 @@ final class IOLoop: @unchecked Sendable {
     /// Watches `fd` for `client` under `token` (unique among this loop's live clients). Errors and
     /// hang-ups are always reported, whatever the interest.
     func register(_ client: any IOLoopClient, fd: Int32, token: Int, reading: Bool, writing: Bool) -> Bool {
-        guard cel_epoll_ctl(epollFD, 0, fd, Self.interest(reading, writing), UInt64(token)) == 0 else { return false }
+        guard !exitedOnLoopThread, cel_epoll_ctl(epollFD, 0, fd, Self.interest(reading, writing), UInt64(token)) == 0 else { return false }
         clients[token] = Registration(client: client, fd: fd, reading: reading, writing: writing)
         return true
     }
@@ -177,6 +191,12 @@ final class IOLoop: @unchecked Sendable {
     /// schedules are not cancelled; the client tells its current deadline from stale ones by `at`.
     func schedule(_ token: Int, at: UInt64) {
         timers.insert(Timer(at: at, token: token))
+        // Entries of closed connections stay until they expire (up to the longest timeout); with
+        // heavy connection churn, drop them once they clearly outnumber the live ones.
+        if timers.count > 1024 && timers.count > 4 * clients.count {
+            let live = clients
+            timers.removeAll { live[$0.token] == nil }
+        }
     }
 
     /// The current IMF-fixdate, formatted at most once per second per loop.
@@ -258,12 +278,21 @@ final class IOLoop: @unchecked Sendable {
                 dispatch(event.events, token: Int(truncatingIfNeeded: event.token))
             }
         }
-        // Stopping: whoever is still here is told to close, then the descriptors go.
+        // Stopping: whoever is still here is told to close; work queued until now runs here, later
+        // work on `afterExit`.
         for registration in Array(clients.values) { registration.client.handleHangup() }
         clients.removeAll()
-        _ = runQueuedWork()
-        Syscall.close(wakeFD)
-        Syscall.close(epollFD)
+        exitedOnLoopThread = true
+        while true {
+            let last = inbox.withLock { s -> [@Sendable () -> Void] in
+                if s.work.isEmpty { s.exited = true }
+                defer { s.work = [] }
+                return s.work
+            }
+            if last.isEmpty { break }
+            for work in last { work() }
+        }
+        timers = MinHeap()
     }
 
     private func dispatch(_ bits: UInt32, token: Int) {
@@ -306,25 +335,35 @@ struct MinHeap<Element: Comparable> {
         }
     }
 
+    /// Keeps the elements for which `shouldRemove` is false, then restores the heap order (O(n)).
+    mutating func removeAll(where shouldRemove: (Element) -> Bool) {
+        storage.removeAll(where: shouldRemove)
+        for start in stride(from: storage.count / 2 - 1, through: 0, by: -1) { siftDown(from: start) }
+    }
+
     @discardableResult
     mutating func removeFirst() -> Element {
         let top = storage[0]
         let last = storage.removeLast()
         if !storage.isEmpty {
             storage[0] = last
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1
-                let right = left + 1
-                var smallest = parent
-                if left < storage.count && storage[left] < storage[smallest] { smallest = left }
-                if right < storage.count && storage[right] < storage[smallest] { smallest = right }
-                if smallest == parent { break }
-                storage.swapAt(parent, smallest)
-                parent = smallest
-            }
+            siftDown(from: 0)
         }
         return top
+    }
+
+    private mutating func siftDown(from index: Int) {
+        var parent = index
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < storage.count && storage[left] < storage[smallest] { smallest = left }
+            if right < storage.count && storage[right] < storage[smallest] { smallest = right }
+            if smallest == parent { return }
+            storage.swapAt(parent, smallest)
+            parent = smallest
+        }
     }
 }
 

@@ -56,19 +56,31 @@ public final class HTTPServer: Sendable {
         let socket: (fd: Int32, port: Int)
         var loops: [IOLoop] = []
         do {
-            for index in 0..<configuration.ioThreads { loops.append(try IOLoop(index: index)) }
+            for index in 0..<configuration.ioThreads {
+                let loop = try IOLoop(index: index)
+                loops.append(loop)
+                try loop.start()
+            }
+            // Bound last, so that a failure above leaves no socket behind.
             socket = try makeListeningSocket(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
-            for loop in loops { try loop.start() }
         } catch {
             for loop in loops { loop.stop() }
             state.withLock { $0.lifecycle = .idle }
             throw error
         }
         let listener = Listener(fd: socket.fd, queue: acceptQueue, loops: loops, context: context)
-        state.withLock { s in
+        let stillRunning = state.withLock { s -> Bool in
+            // shutdown() may have run meanwhile: it saw no listener and no loops to stop.
+            guard s.lifecycle == .running else { return false }
             s.listener = listener
             s.loops = loops
             s.boundPort = socket.port
+            return true
+        }
+        guard stillRunning else {
+            Syscall.close(socket.fd)
+            for loop in loops { loop.stop() }
+            throw SocketError("server shut down while starting")
         }
         listener.start()
         context.logger.info("listening", metadata: ["host": .string(configuration.host), "port": .stringConvertible(socket.port)])

@@ -122,6 +122,28 @@ extension HTTPServerTests {
             #expect(b.events.withLock { $0 } == ["hangup"])
         }
 
+        /// A stream writer whose connection outlived the loop waits for a block it hands to the
+        /// loop; that block must still run (on the fallback queue), or the writer hangs forever.
+        @Test func workAfterStopStillRuns() async throws {
+            let loop = try IOLoop(index: 0)
+            try loop.start()
+            let ran = Atomic<Int>(0)
+            loop.stop()
+            for i in 0..<100 {
+                loop.execute { ran.add(1, ordering: .relaxed) }
+                if i % 10 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            try await Self.eventually { ran.load(ordering: .relaxed) == 100 }
+            #expect(ran.load(ordering: .relaxed) == 100)
+            // And nothing registers on a loop that has exited.
+            let (mine, peer) = try Self.socketPair()
+            defer { close(mine); close(peer) }
+            let registered = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+                loop.execute { continuation.resume(returning: loop.register(Recorder(loop: loop, token: 9, fd: mine), fd: mine, token: 9, reading: true, writing: false)) }
+            }
+            #expect(!registered)
+        }
+
         @Test func heapPopsInOrder() {
             var heap = MinHeap<Int>()
             var generator = SystemRandomNumberGenerator()
@@ -130,6 +152,11 @@ extension HTTPServerTests {
             var popped: [Int] = []
             while heap.first != nil { popped.append(heap.removeFirst()) }
             #expect(popped == values.sorted())
+            for value in values { heap.insert(value) }
+            heap.removeAll { $0 % 3 == 0 }
+            popped = []
+            while heap.first != nil { popped.append(heap.removeFirst()) }
+            #expect(popped == values.filter { $0 % 3 != 0 }.sorted())
         }
 
         @Test func requestIDsAreDistinctHexOfFixedLength() {
