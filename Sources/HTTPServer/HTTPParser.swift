@@ -226,7 +226,10 @@ struct HTTPRequestParser {
     // MARK: - Lines
 
     /// The next line without its terminator (LF, optionally preceded by CR), consuming it; nil if no
-    /// complete line is buffered. `limit` bounds the line including its terminator.
+    /// complete line is buffered. `limit` bounds the line including its terminator; over it, throws
+    /// `tooLong`, or the 431 of the header section when that is nil. Lazy because building the
+    /// error for every header line showed in profiles; optional because an autoclosure calling
+    /// `headerTooLarge()` would capture `self` during this mutating call.
     private mutating func nextLine(limit: Int, tooLong: @autoclosure () -> HTTPParseError? = nil) throws(HTTPParseError) -> ArraySlice<UInt8>? {
         let end = buffer.count
         var i = max(scanIndex, readIndex)

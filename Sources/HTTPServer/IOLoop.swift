@@ -67,7 +67,8 @@ final class IOLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private var clients: [Int: Registration] = [:]
     private var timers = MinHeap<Timer>()
-    private var running = Work()
+    /// The work being run now (kept between rounds to reuse its capacity).
+    private var running: [@Sendable () -> Void] = []
     /// Set by the loop thread as it finishes (work run after that must not register anything).
     private var exitedOnLoopThread = false
     private var cachedSecond = -1
@@ -95,7 +96,7 @@ final class IOLoop: @unchecked Sendable {
             Syscall.close(epollFD)
             throw SocketError("eventfd", errno: code)
         }
-        guard cel_epoll_ctl(epollFD, 0, wakeFD, CEL_IN, Self.wakeToken) == 0 else {
+        guard cel_epoll_ctl(epollFD, CEL_CTL_ADD, wakeFD, CEL_IN, Self.wakeToken) == 0 else {
             let code = errno
             Syscall.close(wakeFD)
             Syscall.close(epollFD)
@@ -166,7 +167,7 @@ final class IOLoop: @unchecked Sendable {
     /// Watches `fd` for `client` under `token` (unique among this loop's live clients). Errors and
     /// hang-ups are always reported, whatever the interest.
     func register(_ client: any IOLoopClient, fd: Int32, token: Int, reading: Bool, writing: Bool) -> Bool {
-        guard !exitedOnLoopThread, cel_epoll_ctl(epollFD, 0, fd, Self.interest(reading, writing), UInt64(token)) == 0 else { return false }
+        guard !exitedOnLoopThread, cel_epoll_ctl(epollFD, CEL_CTL_ADD, fd, Self.interest(reading, writing), UInt64(token)) == 0 else { return false }
         clients[token] = Registration(client: client, fd: fd, reading: reading, writing: writing)
         return true
     }
@@ -177,14 +178,14 @@ final class IOLoop: @unchecked Sendable {
         registration.reading = reading
         registration.writing = writing
         clients[token] = registration
-        _ = cel_epoll_ctl(epollFD, 1, registration.fd, Self.interest(reading, writing), UInt64(token))
+        _ = cel_epoll_ctl(epollFD, CEL_CTL_MOD, registration.fd, Self.interest(reading, writing), UInt64(token))
     }
 
     /// Stops watching the client's descriptor. Call before closing it: reports already taken from
     /// the kernel for this token are dropped, so a reused descriptor number cannot be mistaken for it.
     func deregister(_ token: Int) {
         guard let registration = clients.removeValue(forKey: token) else { return }
-        _ = cel_epoll_ctl(epollFD, 2, registration.fd, 0, UInt64(token))
+        _ = cel_epoll_ctl(epollFD, CEL_CTL_DEL, registration.fd, 0, UInt64(token))
     }
 
     /// Calls the client's `timerFired(at:)` once the monotonic clock passes `at` (uptime ns). Earlier
@@ -229,11 +230,11 @@ final class IOLoop: @unchecked Sendable {
     /// Swaps the queued work out under the lock and runs it; returns whether `stop()` was called.
     private func runQueuedWork() -> Bool {
         let stopping = inbox.withLock { s -> Bool in
-            swap(&s.work, &running.items)
+            swap(&s.work, &running)
             return s.stopping
         }
-        for work in running.items { work() }
-        running.items.removeAll(keepingCapacity: true)
+        for work in running { work() }
+        running.removeAll(keepingCapacity: true)
         return stopping
     }
 
@@ -310,11 +311,6 @@ final class IOLoop: @unchecked Sendable {
             current.client.handleHangup()
         }
     }
-}
-
-/// The loop's reusable array of work being run (kept to reuse its capacity).
-private struct Work {
-    var items: [@Sendable () -> Void] = []
 }
 
 /// A binary min-heap; enough for the loop's timers (swift-collections' Heap is not a dependency).

@@ -23,7 +23,7 @@ enum ResponseEncoding {
             out.append(contentsOf: "\r\n".utf8)
         }
         out.append(contentsOf: "HTTP/1.1 ".utf8)
-        appendDecimal(status, to: &out)
+        out.append(contentsOf: String(status).utf8)
         out.append(UInt8(ascii: " "))
         out.append(contentsOf: reasonPhrase(status).utf8)
         out.append(contentsOf: "\r\n".utf8)
@@ -40,10 +40,7 @@ enum ResponseEncoding {
         }
         if !hasDate { line("Date", date) }
         switch framing {
-        case .length(let n):
-            out.append(contentsOf: "Content-Length: ".utf8)
-            appendDecimal(n, to: &out)
-            out.append(contentsOf: "\r\n".utf8)
+        case .length(let n): line("Content-Length", String(n))
         case .chunked: line("Transfer-Encoding", "chunked")
         case .untilClose, .none: break
         }
@@ -54,23 +51,6 @@ enum ResponseEncoding {
         }
         out.append(contentsOf: "\r\n".utf8)
         return out
-    }
-
-    /// Appends the decimal digits of a non-negative `value`.
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = UInt(max(0, value))
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[19 - count] = UInt8(ascii: "0") + UInt8(n % 10)
-                n /= 10
-                count += 1
-            } while n > 0
-            out.append(contentsOf: buffer[(20 - count)...])
-        }
     }
 
     static func statusHasNoBody(_ status: Int) -> Bool {

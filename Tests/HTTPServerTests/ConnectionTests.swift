@@ -257,9 +257,7 @@ extension HTTPServerTests {
                 }
             }
             // Teardown finishes on the I/O queues shortly after shutdown returns.
-            for _ in 0..<50 where Connection.liveObjects.load(ordering: .relaxed) > 0 {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            try await eventually { Connection.liveObjects.load(ordering: .relaxed) == 0 }
             #expect(Connection.liveObjects.load(ordering: .relaxed) == 0)
         }
 
@@ -293,12 +291,12 @@ extension HTTPServerTests {
                 do {
                     let client = try RawClient(port: port)
                     try client.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-                    try await Loop.eventually { started.load(ordering: .relaxed) }
+                    try await eventually { started.load(ordering: .relaxed) }
                     // SO_LINGER 0: closing sends RST, so the server sees an error/hang-up, not a FIN.
                     var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
                     setsockopt(client.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
                 }  // the client (and its socket) ends here
-                try await Loop.eventually { cancelled.load(ordering: .relaxed) }
+                try await eventually { cancelled.load(ordering: .relaxed) }
                 let wasCancelled = cancelled.load(ordering: .relaxed)
                 #expect(wasCancelled, "the handler was not cancelled after the client reset")
             }

@@ -48,11 +48,6 @@ extension HTTPServerTests {
             return (fds[0], fds[1])
         }
 
-        /// Polls `condition` for up to 5 s.
-        static func eventually(_ condition: () -> Bool) async throws {
-            for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-        }
-
         @Test func workFromManyThreadsRunsOnceEachOnTheLoopThread() async throws {
             let loop = try IOLoop(index: 0)
             try loop.start()
@@ -69,7 +64,7 @@ extension HTTPServerTests {
                     }
                 }
             }
-            try await Self.eventually { count.load(ordering: .relaxed) == 4000 }
+            try await eventually { count.load(ordering: .relaxed) == 4000 }
             #expect(count.load(ordering: .relaxed) == 4000)
             #expect(threads.withLock { $0.count } == 1)
         }
@@ -87,9 +82,9 @@ extension HTTPServerTests {
                 _ = loop.register(recorder, fd: mine, token: 1, reading: false, writing: true)
                 for at in deadlines { loop.schedule(1, at: at) }
             }
-            try await Self.eventually { recorder.events.withLock { $0.contains("writable") } }
+            try await eventually { recorder.events.withLock { $0.contains("writable") } }
             _ = write(peer, "x", 1)
-            try await Self.eventually { recorder.events.withLock { $0.filter { $0.hasPrefix("timer") }.count == 3 && $0.contains("read x") } }
+            try await eventually { recorder.events.withLock { $0.filter { $0.hasPrefix("timer") }.count == 3 && $0.contains("read x") } }
             let events = recorder.events.withLock { $0 }
             #expect(events.first == "writable")
             #expect(events.contains("read x"))
@@ -113,12 +108,12 @@ extension HTTPServerTests {
             }
             // The peer goes away while `a` watches nothing: the loop must still say so, once.
             close(firstPeer)
-            try await Self.eventually { a.events.withLock { $0 } == ["hangup"] }
+            try await eventually { a.events.withLock { $0 } == ["hangup"] }
             try await Task.sleep(for: .milliseconds(50))
             #expect(a.events.withLock { $0 } == ["hangup"])
             #expect(b.events.withLock { $0 }.isEmpty)
             loop.stop()
-            try await Self.eventually { b.events.withLock { $0 } == ["hangup"] }
+            try await eventually { b.events.withLock { $0 } == ["hangup"] }
             #expect(b.events.withLock { $0 } == ["hangup"])
         }
 
@@ -133,7 +128,7 @@ extension HTTPServerTests {
                 loop.execute { ran.add(1, ordering: .relaxed) }
                 if i % 10 == 0 { try await Task.sleep(for: .milliseconds(5)) }
             }
-            try await Self.eventually { ran.load(ordering: .relaxed) == 100 }
+            try await eventually { ran.load(ordering: .relaxed) == 100 }
             #expect(ran.load(ordering: .relaxed) == 100)
             // And nothing registers on a loop that has exited.
             let (mine, peer) = try Self.socketPair()

@@ -25,6 +25,11 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
     }
 }
 
+/// Polls `condition` every 10 ms for up to 5 s; the caller asserts afterwards.
+func eventually(_ condition: () -> Bool) async throws {
+    for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+}
+
 extension HTTPServer.Configuration {
     /// Port 0, two I/O threads, short timeouts.
     static func test(

@@ -22,17 +22,19 @@ static const uint32_t CEL_IN = EPOLLIN;
 static const uint32_t CEL_OUT = EPOLLOUT;
 static const uint32_t CEL_ERR = EPOLLERR;
 static const uint32_t CEL_HUP = EPOLLHUP;
+static const int CEL_CTL_ADD = EPOLL_CTL_ADD;
+static const int CEL_CTL_MOD = EPOLL_CTL_MOD;
+static const int CEL_CTL_DEL = EPOLL_CTL_DEL;
 
 /// epoll_create1 with close-on-exec; -1 and errno on failure.
 static inline int cel_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
-/// Adds (`op` 0), modifies (1) or removes (2) `fd`; returns 0 or -1 with errno.
+/// epoll_ctl with `op` one of CEL_CTL_ADD/MOD/DEL; returns 0 or -1 with errno.
 static inline int cel_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
-    static const int ops[3] = {EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL};
     struct epoll_event event;
     event.events = events;
     event.data.u64 = token;
-    return epoll_ctl(epfd, ops[op], fd, &event);
+    return epoll_ctl(epfd, op, fd, &event);
 }
 
 /// epoll_wait into `out` (at most `max`, which must be <= 512); the count, or -1 with errno
