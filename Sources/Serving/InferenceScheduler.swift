@@ -155,7 +155,7 @@ public final class InferenceScheduler: Sendable {
     }
 
     func workerLoop() {
-        var engines: [String: SpikingEngine] = [:]
+        var engines = EngineCache()
         while let (batch, key) = nextBatch() {
             let now = ContinuousClock.now
             var live: [Pending] = []
@@ -164,19 +164,17 @@ public final class InferenceScheduler: Sendable {
             }
             guard let first = live.first else { continue }
             let version = first.version
-            let engineKey = "\(key.model)/\(key.version)"
-            var engine = engines[engineKey] ?? (try! SpikingEngine(model: version.model))
-            if engines.count > 8 && engines[engineKey] == nil { engines.removeAll() }
             let spec = version.model.description.inputSpec
             var input = Tensor(shape: [live.count, spec.channels, spec.height, spec.width])
             for (i, p) in live.enumerated() {
                 input.scalars.replaceSubrange(i * spec.count..<(i + 1) * spec.count, with: p.job.input)
             }
             let start = ContinuousClock.now
-            let result = engine.run(input, options: .init(timesteps: key.timesteps, seeds: live.map(\.job.seed),
-                                                          trace: live.contains { $0.job.trace }))
+            // Versions in the store are validated SNNs, so creating their engine cannot fail.
+            let result = try! engines.run(input, version: version,
+                                          options: .init(timesteps: key.timesteps, seeds: live.map(\.job.seed),
+                                                         trace: live.contains { $0.job.trace }))
             let compute = (ContinuousClock.now - start).seconds
-            engines[engineKey] = engine
             let k = version.model.description.labels.count
             for (i, p) in live.enumerated() {
                 let outcome = Outcome(

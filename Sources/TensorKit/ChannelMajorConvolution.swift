@@ -139,9 +139,9 @@ public func conv2dChannelMajor(
     let (oh, ow) = g.outputSize(height: h, width: w)
     let plane = oh * ow
     let chunk = imagesPerChunk(g, height: h, width: w, images: frames)
-    Workspace.ensure(&workspace.columns, g.patchSize * chunk * plane)
+    workspace.ensure(\.columns, g.patchSize * chunk * plane)
     let ldc = frames * plane
-    workspace.columns.withUnsafeMutableBufferPointer { colsBuf in
+    workspace.storage.columns.withUnsafeMutableBufferPointer { colsBuf in
         var start = 0
         while start < frames {
             let count = min(chunk, frames - start)
@@ -188,11 +188,11 @@ public func conv2dChannelMajorBackward(
     let plane = oh * ow
     let k = g.patchSize
     let chunk = imagesPerChunk(g, height: h, width: w, images: frames)
-    Workspace.ensure(&workspace.columns, k * chunk * plane)
-    if gradInput != nil { Workspace.ensure(&workspace.gradColumns, k * chunk * plane) }
+    workspace.ensure(\.columns, k * chunk * plane)
+    if gradInput != nil { workspace.ensure(\.gradColumns, k * chunk * plane) }
     let ldg = frames * plane
-    workspace.columns.withUnsafeMutableBufferPointer { colsBuf in
-        workspace.gradColumns.withUnsafeMutableBufferPointer { gcolBuf in
+    workspace.storage.columns.withUnsafeMutableBufferPointer { colsBuf in
+        workspace.storage.gradColumns.withUnsafeMutableBufferPointer { gcolBuf in
             var start = 0
             while start < frames {
                 let count = min(chunk, frames - start)

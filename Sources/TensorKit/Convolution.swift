@@ -84,14 +84,14 @@ public func conv2d(
     let plane = oh * ow
     output.resize([n, g.outChannels, oh, ow])
     let chunk = imagesPerChunk(g, height: h, width: w, images: n)
-    Workspace.ensure(&workspace.columns, g.patchSize * chunk * plane)
-    Workspace.ensure(&workspace.staging, g.outChannels * chunk * plane)
+    workspace.ensure(\.columns, g.patchSize * chunk * plane)
+    workspace.ensure(\.staging, g.outChannels * chunk * plane)
     let outC = g.outChannels
     input.withUnsafePointer { x in
         weight.withUnsafePointer { wt in
             output.withUnsafeMutablePointer { y in
-                workspace.columns.withUnsafeMutableBufferPointer { colsBuf in
-                    workspace.staging.withUnsafeMutableBufferPointer { stageBuf in
+                workspace.storage.columns.withUnsafeMutableBufferPointer { colsBuf in
+                    workspace.storage.staging.withUnsafeMutableBufferPointer { stageBuf in
                         var start = 0
                         while start < n {
                             let count = min(chunk, n - start)
@@ -127,17 +127,17 @@ public func conv2dBackward(
     var gradWeight = Tensor(shape: weight.shape)
     var gradInput: Tensor? = needInputGradient ? Tensor(shape: input.shape) : nil
     let chunk = imagesPerChunk(g, height: h, width: w, images: n)
-    Workspace.ensure(&workspace.columns, k * chunk * plane)
-    Workspace.ensure(&workspace.staging, outC * chunk * plane)
-    if needInputGradient { Workspace.ensure(&workspace.gradColumns, k * chunk * plane) }
+    workspace.ensure(\.columns, k * chunk * plane)
+    workspace.ensure(\.staging, outC * chunk * plane)
+    if needInputGradient { workspace.ensure(\.gradColumns, k * chunk * plane) }
     var gi = gradInput?.scalars ?? []
     input.withUnsafePointer { x in
         weight.withUnsafePointer { wt in
             gradOutput.withUnsafePointer { gy in
                 gradWeight.withUnsafeMutablePointer { gw in
-                    workspace.columns.withUnsafeMutableBufferPointer { colsBuf in
-                        workspace.staging.withUnsafeMutableBufferPointer { stageBuf in
-                            workspace.gradColumns.withUnsafeMutableBufferPointer { gcolBuf in
+                    workspace.storage.columns.withUnsafeMutableBufferPointer { colsBuf in
+                        workspace.storage.staging.withUnsafeMutableBufferPointer { stageBuf in
+                            workspace.storage.gradColumns.withUnsafeMutableBufferPointer { gcolBuf in
                                 gi.withUnsafeMutableBufferPointer { giBuf in
                                     var start = 0
                                     while start < n {
