@@ -6,6 +6,7 @@ import PackageDescription
 /// Module map (each has its own test target):
 /// - `CBLAS`, `CNative`, `CEventLoop`: C bridges (OpenBLAS; libjpeg/libpng decoding with longjmp error handling;
 ///   CPUID; epoll/eventfd for the HTTP server's I/O loops).
+/// - `CSynapse`: the SNN engine's event-driven synaptic kernels (C, one build per instruction set).
 /// - `NativeBridge`: Swift face of the bridges: BLAS calls, CPU features, OpenBLAS kernel selection.
 /// - `TensorKit`: Float32 NCHW tensors, kernels with backward passes, optimizers.
 /// - `Imaging`: image decoding, conversion to model input, ImageFolder datasets.
@@ -39,10 +40,11 @@ let package = Package(
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
         ),
         .target(name: "CEventLoop"),
+        .target(name: "CSynapse", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "NativeBridge", dependencies: ["CBLAS", "CNative"], swiftSettings: swiftSettings),
-        .target(name: "TensorKit", dependencies: ["NativeBridge"], swiftSettings: swiftSettings),
+        .target(name: "TensorKit", dependencies: ["NativeBridge", "CSynapse"], swiftSettings: swiftSettings),
         .target(name: "Imaging", dependencies: ["CNative", "TensorKit"], swiftSettings: swiftSettings),
-        .target(name: "SNN", dependencies: ["TensorKit", "Imaging"], swiftSettings: swiftSettings),
+        .target(name: "SNN", dependencies: ["TensorKit", "Imaging", "CSynapse"], swiftSettings: swiftSettings),
         .target(
             name: "HTTPServer",
             dependencies: ["CEventLoop", .product(name: "Logging", package: "swift-log")],

@@ -21,6 +21,15 @@ public struct Frames: Sendable {
         self.scalars = [Float](repeating: 0, count: shape.reduce(1, *) * timesteps * images)
     }
 
+    /// Frames whose values are left uninitialised, for kernels that write every one of them.
+    public init(uninitializedShape shape: FeatureShape, timesteps: Int, images: Int) {
+        self.shape = shape
+        self.timesteps = timesteps
+        self.images = images
+        let count = shape.reduce(1, *) * timesteps * images
+        self.scalars = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
     public init(scalars: [Float], shape: FeatureShape, timesteps: Int, images: Int) {
         precondition(scalars.count == shape.reduce(1, *) * timesteps * images)
         self.scalars = scalars
@@ -80,6 +89,24 @@ public struct Frames: Sendable {
         return out
     }
 
+    /// The same frames repeated over `timesteps` steps (a layer input that does not change with
+    /// t, such as direct input, computed for one step).
+    public func repeated(timesteps t: Int) -> Frames {
+        precondition(timesteps == 1)
+        var out = Frames(shape: shape, timesteps: t, images: images)
+        let (g, l) = (groups, blockLength)
+        scalars.withUnsafeBufferPointer { src in
+            out.scalars.withUnsafeMutableBufferPointer { dst in
+                for group in 0..<g {
+                    for step in 0..<t {
+                        (dst.baseAddress! + (group * t + step) * l).update(from: src.baseAddress! + group * l, count: l)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// Moves every block one step later in time; step 0 becomes zero (the reference code's lag).
     public mutating func delayOneStep() {
         let (g, t, l) = (groups, timesteps, blockLength)
@@ -100,7 +127,7 @@ extension Frames {
     func convolved(_ layer: LayerSpec, tensors: [String: Tensor], workspace: inout Workspace) -> Frames {
         let g = layer.convGeometry
         let (oh, ow) = g.outputSize(height: shape[1], width: shape[2])
-        var out = Frames(shape: [g.outChannels, oh, ow], timesteps: timesteps, images: images)
+        var out = Frames(uninitializedShape: [g.outChannels, oh, ow], timesteps: timesteps, images: images)
         let w = tensors["\(layer.name!).weight"]!
         let bias = tensors["\(layer.name!).bias"]?.scalars
         let (frames, h, wd) = (self.frames, shape[1], shape[2])
@@ -123,5 +150,44 @@ extension Frames {
         let input = Tensor(shape: [frames, shape[0]], scalars: scalars)
         let y = TensorKit.linear(input, weight: tensors["\(layer.name!).weight"]!, bias: tensors["\(layer.name!).bias"])
         return Frames(scalars: y.scalars, shape: [layer.outFeatures!], timesteps: timesteps, images: images)
+    }
+
+    /// The event-driven form of `convolved`: same sums, work proportional to the input events.
+    func convolvedEventDriven(_ layer: LayerSpec, weightT: [Float], tensors: [String: Tensor]) -> Frames {
+        let g = layer.convGeometry
+        let (oh, ow) = g.outputSize(height: shape[1], width: shape[2])
+        var out = Frames(uninitializedShape: [g.outChannels, oh, ow], timesteps: timesteps, images: images)
+        let (frames, h, wd) = (self.frames, shape[1], shape[2])
+        withEventOperands(weightT, bias: tensors["\(layer.name!).bias"], into: &out) { x, wt, bias, y in
+            eventConv2dChannelMajor(x, frames: frames, height: h, width: wd, weightT: wt, bias: bias, geometry: g, output: y)
+        }
+        return out
+    }
+
+    /// The event-driven form of `flattened().linear(...)`: reads maps or flat features in place.
+    func linearEventDriven(_ layer: LayerSpec, weightT: [Float], tensors: [String: Tensor]) -> Frames {
+        let outF = layer.outFeatures!
+        var out = Frames(uninitializedShape: [outF], timesteps: timesteps, images: images)
+        let (frames, groups, per) = (self.frames, self.groups, self.perImage)
+        withEventOperands(weightT, bias: tensors["\(layer.name!).bias"], into: &out) { x, wt, bias, y in
+            eventLinear(x, frames: frames, groups: groups, perGroup: per, weightT: wt, bias: bias, outFeatures: outF, output: y)
+        }
+        return out
+    }
+
+    /// Pointers to these frames, the transposed weights, the optional bias and the output.
+    private func withEventOperands(
+        _ weightT: [Float], bias: Tensor?, into out: inout Frames,
+        _ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>) -> Void
+    ) {
+        scalars.withUnsafeBufferPointer { src in
+            weightT.withUnsafeBufferPointer { wt in
+                out.scalars.withUnsafeMutableBufferPointer { dst in
+                    (bias?.scalars ?? []).withUnsafeBufferPointer { bp in
+                        body(src.baseAddress!, wt.baseAddress!, bias == nil ? nil : bp.baseAddress, dst.baseAddress!)
+                    }
+                }
+            }
+        }
     }
 }

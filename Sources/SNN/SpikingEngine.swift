@@ -11,15 +11,52 @@ import TensorKit
 /// (integrate-and-fire when leak = 1; the reset subtracts θ, so charge above threshold carries
 /// over). Average pooling acts on spikes, a residual block adds its shortcut to the block's current,
 /// and the last layer only integrates: its summed current over the T steps is the output potential.
+///
+/// A weighted layer whose input is sparse (spikes, or pooled spikes) runs *event-driven*: each
+/// non-zero input adds the weights it reaches, so the cost follows the spike rate instead of the
+/// layer's size; dense inputs (the analog first layer, high rates) use the GEMM. The choice is made
+/// per layer and per chunk from the measured input event rate (`SynapticPath`). With direct input
+/// coding the first layer's current is the same at every step, so it is computed once per image.
 public struct SpikingEngine: Sendable {
     public let model: Model
     public var workspace = Workspace()
     /// Upper bound on floats in one layer's frames; larger batches are simulated in chunks.
     public var maxFrameFloats = 32 << 20
+    /// Transposed weights of every conv2d/linear layer, keyed by layer name, for the event path.
+    let eventWeights: [String: [Float]]
 
     public init(model: Model) throws(ModelError) {
         guard model.description.snn != nil else { throw ModelError("\(model.description.name) has not been converted to an SNN") }
         self.model = model
+        var weights: [String: [Float]] = [:]
+        func collect(_ layers: [LayerSpec]) {
+            for l in layers {
+                if (l.type == .conv2d || l.type == .linear), let name = l.name, let w = model.tensors["\(name).weight"] {
+                    weights[name] = eventDrivenWeights(w)
+                }
+                collect(l.body ?? [])
+                collect(l.shortcut ?? [])
+            }
+        }
+        collect(model.description.layers)
+        eventWeights = weights
+    }
+
+    /// How a weighted layer computes its input current.
+    public enum SynapticPath: Sendable, Equatable {
+        /// Event-driven when the layer's input event rate (non-zero fraction of its input) is below
+        /// the measured crossover of its kind (`EventCrossover`), dense otherwise.
+        case automatic
+        case dense
+        case eventDriven
+    }
+
+    /// Input event rates below which the event-driven path beats the dense one, measured on this
+    /// project's reference machine (2-core AMD EPYC, AVX-512; docs/performance.md, "Event-driven
+    /// layers"): time per layer against input event rate, both paths.
+    public enum EventCrossover {
+        public static let conv2d = 0.30
+        public static let linear = 0.30
     }
 
     public struct Options: Sendable {
@@ -32,15 +69,18 @@ public struct SpikingEngine: Sendable {
         /// Override of the model's thresholds (conversion calibrates with partial lists).
         public var thresholds: [Float]?
         public var lagged: Bool?
+        /// Dense or event-driven weighted layers; `.automatic` (the default) picks per layer.
+        public var synapticPath: SynapticPath
 
         public init(timesteps: Int, encoding: SNNConfig.Encoding? = nil, seeds: [UInt64] = [], trace: Bool = false,
-                    thresholds: [Float]? = nil, lagged: Bool? = nil) {
+                    thresholds: [Float]? = nil, lagged: Bool? = nil, synapticPath: SynapticPath = .automatic) {
             self.timesteps = timesteps
             self.encoding = encoding
             self.seeds = seeds
             self.trace = trace
             self.thresholds = thresholds
             self.lagged = lagged
+            self.synapticPath = synapticPath
         }
     }
 
@@ -60,6 +100,8 @@ public struct SpikingEngine: Sendable {
         public var imageLayerSpikes: [[Int]]
         /// Neurons per spiking layer (per image, per step).
         public var layerNeurons: [Int]
+        /// What each weighted layer did, in network order (summed over chunks).
+        public var weightedLayers: [WeightedLayerReport] = []
         public var timesteps: Int
 
         /// Mean fraction of neurons of each spiking layer that fire per step.
@@ -84,6 +126,21 @@ public struct SpikingEngine: Sendable {
         }
     }
 
+    /// One weighted layer's work in a run.
+    public struct WeightedLayerReport: Sendable, Equatable {
+        public var name: String
+        /// `.dense` or `.eventDriven`: the path of the last chunk.
+        public var path: SynapticPath
+        /// Input values seen (frames × input features) and how many were non-zero.
+        public var inputValues: Int
+        public var inputEvents: Int
+        /// Multiply-accumulates the dense computation of this layer costs.
+        public var denseMACs: Int
+        /// Weight additions the event-driven computation costs (events × fan-out).
+        public var eventMACs: Int
+        public var eventRate: Double { Double(inputEvents) / Double(max(1, inputValues)) }
+    }
+
     /// Called with each spiking layer's input current before its neurons run (conversion's hook).
     public typealias CurrentObserver = (_ neuronLayer: Int, _ current: UnsafeBufferPointer<Float>) -> Void
 
@@ -101,7 +158,9 @@ public struct SpikingEngine: Sendable {
         let classes = d.labels.count
         let thresholds = options.thresholds ?? snn.thresholds
         let plan = Plan(thresholds: thresholds, leaks: snn.leaks ?? [Float](repeating: snn.leak, count: thresholds.count), timesteps: t,
-                        lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe)
+                        lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe,
+                        synapticPath: options.synapticPath)
+        let encoding = options.encoding ?? snn.encoding
         let neuronLayers = d.layers.neuronLayerCount
         var result = Result(
             potentials: Tensor(shape: [n, classes]), trace: options.trace ? [] : nil,
@@ -116,10 +175,14 @@ public struct SpikingEngine: Sendable {
             let b = min(perImage, n - start)
             let seeds = (0..<b).map { i in options.seeds.count > start + i ? options.seeds[start + i] : UInt64(start + i) }
             var stats = Stats(images: b, neuronLayers: neuronLayers)
+            // Direct input is the same current at every step: encode one step, and let the layers
+            // before the first spiking layer run on it once (`simulate` repeats it over t there).
+            let encodedSteps = encoding == .direct ? 1 : t
             let frames = input.withUnsafePointer { x in
                 InputEncoder.frames(x + start * features, shape: [d.input.channels, d.input.height, d.input.width], images: b,
-                                    timesteps: t, encoding: options.encoding ?? snn.encoding, seeds: seeds, events: &stats.events)
+                                    timesteps: encodedSteps, encoding: encoding, seeds: seeds, events: &stats.events)
             }
+            if encodedSteps != t { stats.events = stats.events.map { $0 * t } }
             var neuronIndex = 0
             let out = simulate(d.layers, frames, plan: plan, neuronIndex: &neuronIndex, stats: &stats)
             if let out { integrateOutput(out, start: start, result: &result) }
@@ -131,6 +194,17 @@ public struct SpikingEngine: Sendable {
             for l in 0..<neuronLayers {
                 result.layerSpikes[l] += stats.layerSpikes[l]
                 result.layerNeurons[l] = stats.layerNeurons[l]
+            }
+            if result.weightedLayers.isEmpty {
+                result.weightedLayers = stats.weightedLayers
+            } else {
+                for (j, r) in stats.weightedLayers.enumerated() where j < result.weightedLayers.count {
+                    result.weightedLayers[j].path = r.path
+                    result.weightedLayers[j].inputValues += r.inputValues
+                    result.weightedLayers[j].inputEvents += r.inputEvents
+                    result.weightedLayers[j].denseMACs += r.denseMACs
+                    result.weightedLayers[j].eventMACs += r.eventMACs
+                }
             }
             if out == nil { return result }
             start += b
@@ -145,6 +219,7 @@ public struct SpikingEngine: Sendable {
         var lagged: Bool
         var stopAfterNeuron: Int?
         var observe: CurrentObserver?
+        var synapticPath: SynapticPath
     }
 
     struct Stats {
@@ -155,6 +230,7 @@ public struct SpikingEngine: Sendable {
         var layerSpikes: [Int]
         var imageLayerSpikes: [[Int]]
         var layerNeurons: [Int]
+        var weightedLayers: [WeightedLayerReport] = []
         init(images: Int, neuronLayers: Int) {
             imageLayerSpikes = [[Int]](repeating: [Int](repeating: 0, count: neuronLayers), count: images)
             spikes = [Int](repeating: 0, count: images)
@@ -188,16 +264,24 @@ public struct SpikingEngine: Sendable {
             switch layer.type {
             case .conv2d:
                 addSynapticOps(&stats, fanOut: layer.outChannels! * layer.kernel! * layer.kernel!)
-                x = convolve(x, layer)
+                x = convolve(x, layer, plan: plan, stats: &stats)
             case .linear:
                 addSynapticOps(&stats, fanOut: layer.outFeatures!)
-                x = fullyConnected(x.flattened(), layer)
+                x = fullyConnected(x, layer, plan: plan, stats: &stats)
             case .relu:
+                // Conversion observes every step's current; serving fires from the one step.
+                if x.timesteps != plan.timesteps && plan.observe != nil { x = x.repeated(timesteps: plan.timesteps) }
                 let k = neuronIndex
                 neuronIndex += 1
                 if let observe = plan.observe { x.scalars.withUnsafeBufferPointer { observe(k, $0) } }
                 if let stop = plan.stopAfterNeuron, k >= stop { return nil }
-                let spikes = NeuronDynamics.fire(&x, threshold: plan.thresholds[k], leak: plan.leaks[k])
+                let spikes: [Int]
+                if x.timesteps != plan.timesteps {
+                    (x, spikes) = NeuronDynamics.fire(constantCurrent: x, timesteps: plan.timesteps,
+                                                      threshold: plan.thresholds[k], leak: plan.leaks[k])
+                } else {
+                    spikes = NeuronDynamics.fire(&x, threshold: plan.thresholds[k], leak: plan.leaks[k])
+                }
                 for i in 0..<x.images {
                     stats.spikes[i] += spikes[i]
                     stats.imageLayerSpikes[i][k] = spikes[i]
@@ -213,6 +297,7 @@ public struct SpikingEngine: Sendable {
             case .dropout:
                 continue
             case .residual:
+                if x.timesteps != plan.timesteps { x = x.repeated(timesteps: plan.timesteps) }
                 let entering = stats.events
                 guard let a = simulate(layer.body ?? [], x, plan: plan, neuronIndex: &neuronIndex, stats: &stats) else { return nil }
                 var s = x
@@ -238,12 +323,36 @@ public struct SpikingEngine: Sendable {
         for i in stats.events.indices { stats.synapticOps[i] += stats.events[i] * fanOut }
     }
 
-    mutating func convolve(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        x.convolved(layer, tensors: model.tensors, workspace: &workspace)
+    /// Counts the layer's input events and picks its path.
+    func choosePath(_ x: Frames, crossover: Double, plan: Plan) -> (path: SynapticPath, events: Int) {
+        let events = x.scalars.withUnsafeBufferPointer { nonzeroCount($0) }
+        switch plan.synapticPath {
+        case .dense, .eventDriven: return (plan.synapticPath, events)
+        case .automatic:
+            let rate = Double(events) / Double(max(1, x.scalars.count))
+            return (rate < crossover ? .eventDriven : .dense, events)
+        }
     }
 
-    func fullyConnected(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        x.linear(layer, tensors: model.tensors)
+    mutating func convolve(_ x: Frames, _ layer: LayerSpec, plan: Plan, stats: inout Stats) -> Frames {
+        let (path, events) = choosePath(x, crossover: EventCrossover.conv2d, plan: plan)
+        let g = layer.convGeometry
+        let (oh, ow) = g.outputSize(height: x.shape[1], width: x.shape[2])
+        stats.weightedLayers.append(WeightedLayerReport(
+            name: layer.name!, path: path, inputValues: x.scalars.count, inputEvents: events,
+            denseMACs: x.frames * oh * ow * g.outChannels * g.patchSize,
+            eventMACs: events * g.outChannels * g.kernelHeight * g.kernelWidth))
+        guard path == .eventDriven else { return x.convolved(layer, tensors: model.tensors, workspace: &workspace) }
+        return x.convolvedEventDriven(layer, weightT: eventWeights[layer.name!]!, tensors: model.tensors)
+    }
+
+    func fullyConnected(_ x: Frames, _ layer: LayerSpec, plan: Plan, stats: inout Stats) -> Frames {
+        let (path, events) = choosePath(x, crossover: EventCrossover.linear, plan: plan)
+        stats.weightedLayers.append(WeightedLayerReport(
+            name: layer.name!, path: path, inputValues: x.scalars.count, inputEvents: events,
+            denseMACs: x.scalars.count * layer.outFeatures!, eventMACs: events * layer.outFeatures!))
+        guard path == .eventDriven else { return x.flattened().linear(layer, tensors: model.tensors) }
+        return x.linearEventDriven(layer, weightT: eventWeights[layer.name!]!, tensors: model.tensors)
     }
 
     static func pool(_ x: Frames, kernel: Int, stride: Int) -> Frames {

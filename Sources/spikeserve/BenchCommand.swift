@@ -8,18 +8,75 @@ import TensorKit
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks that print numbers: sgemm and the tensor kernels.")
+        abstract: "Benchmarks that print numbers: SNN inference and fine-tuning of a model, or the tensor kernels.",
+        discussion: """
+            With a model: images/s, ms per image, effective GFLOP/s (the dense computation's FLOPs over the time \
+            taken), synaptic operations/s, the path each weighted layer took with its input event rate, and the \
+            peak resident memory. Without one: sgemm and conv2d kernel rates. Each figure is the best of --repeats \
+            runs after one warm-up run.
+            """)
 
-    @Option(help: "Batch size for the kernel benchmarks.")
-    var batch = 64
+    @Argument(help: "A converted model (a version directory, or a served model's root).")
+    var modelPath: String?
 
-    @Option(help: "A converted model (directory) to benchmark SNN inference and fine-tuning with.")
-    var model: String?
+    @Option(name: .customLong("model"), help: "Same as the MODEL argument.")
+    var modelOption: String?
 
-    @Option(help: "ImageFolder to draw benchmark images from (default: random inputs).")
+    @Option(help: "ImageFolder to draw benchmark images from (default: random inputs, whose spike rates differ from real images').")
     var data: String?
 
+    @Option(parsing: .upToNextOption, help: "Time-step budgets to measure.")
+    var timesteps: [Int] = [4, 8, 16, 32]
+
+    @Option(help: "Images per engine call (inference), or per batch for the kernel benchmarks.")
+    var batch = 100
+
+    @Flag(help: "Also measure the STDB fine-tuning step (forward and backward).")
+    var finetune = false
+
+    @Option(help: "Batch size of the fine-tuning step.")
+    var finetuneBatch = 32
+
+    @Option(help: "Synaptic path of the weighted layers: automatic, dense or event-driven.")
+    var path: PathChoice = .automatic
+
+    @Option(help: "Timed runs per figure (the best is reported).")
+    var repeats = 5
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    enum PathChoice: String, ExpressibleByArgument, CaseIterable {
+        case automatic, dense, eventDriven = "event-driven"
+        var engine: SpikingEngine.SynapticPath {
+            switch self {
+            case .automatic: .automatic
+            case .dense: .dense
+            case .eventDriven: .eventDriven
+            }
+        }
+    }
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard finetuneBatch >= 1 else { throw ValidationError("--finetune-batch must be at least 1") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard timesteps.allSatisfy({ (1...4096).contains($0) }) else { throw ValidationError("--timesteps must be in 1...4096") }
+    }
+
     func run() throws {
+        guard let model = modelPath ?? modelOption else { return benchKernels() }
+        let report = try benchModel(model)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            report.printText()
+        }
+    }
+
+    func benchKernels() {
         print("blas_core: \(BLAS.coreName) (\(BLASKernelSelection.selection)), threads \(BLAS.threads)")
         for n in [256, 512, 1024] {
             print(String(format: "sgemm %4d³: %7.1f GFLOP/s", n, SgemmBenchmark.measure(size: n)))
@@ -30,48 +87,67 @@ struct BenchCommand: ParsableCommand {
         let x = Tensor(shape: [batch, 32, 14, 14], scalars: (0..<batch * 32 * 196).map { _ in rng.nextUnitFloat() })
         let w = Tensor.kaimingNormal(shape: [64, 32, 3, 3], fanIn: 288, generator: &rng)
         let flops = 2.0 * Double(batch * 64 * 196 * 288)
-        let fwd = time(repeats: 5) { _ = conv2d(x, weight: w, geometry: g, workspace: &ws) }
+        let fwd = time { _ = conv2d(x, weight: w, geometry: g, workspace: &ws) }
         let y = conv2d(x, weight: w, geometry: g, workspace: &ws)
-        let bwd = time(repeats: 5) { _ = conv2dBackward(x, weight: w, gradOutput: y, geometry: g, workspace: &ws) }
+        let bwd = time { _ = conv2dBackward(x, weight: w, gradOutput: y, geometry: g, workspace: &ws) }
         print(String(format: "conv2d 32→64 3×3 on %d×14×14: forward %.2f ms (%.1f GFLOP/s), backward %.2f ms (%.1f GFLOP/s)",
                      batch, fwd * 1e3, flops / fwd / 1e9, bwd * 1e3, 2 * flops / bwd / 1e9))
-        if let model { try benchModel(model) }
     }
 
-    /// SNN inference at batch 100 and STDB fine-tuning at batch 32, the settings of the PyTorch
-    /// baselines quoted in README.
-    func benchModel(_ path: String) throws {
+    func benchModel(_ path: String) throws -> BenchReport {
         let m = try Model.load(from: path)
         let spec = m.description.inputSpec
-        var input = Tensor(shape: [100, spec.channels, spec.height, spec.width])
-        var labels = [Int](repeating: 0, count: 100)
-        if let data {
-            let set = try ImageSet.load(try ImageFolder(root: data).subset(limit: 100), spec: spec)
-            var rng = SeededGenerator(seed: 0)
-            (input, labels) = set.batch(0..<set.count, generator: &rng)
-        } else {
-            var rng = SeededGenerator(seed: 0)
-            for i in 0..<input.count { input.scalars[i] = 2 * rng.nextUnitFloat() - 0.5 }
-        }
+        let (input, labels) = try images(spec: spec, count: max(batch, finetune ? finetuneBatch : 0))
+        let inferenceInput = Tensor(shape: [batch, spec.channels, spec.height, spec.width],
+                                    scalars: Array(input.scalars.prefix(batch * spec.count)))
+        var report = BenchReport(model: m.description.name, blasCore: BLAS.coreName, cores: Parallel.cores, batch: batch,
+                                 data: data ?? "random", path: self.path.rawValue)
         var engine = try SpikingEngine(model: m)
-        for t in [4, 8, 16, 32] {
-            let seconds = time(repeats: 3) { _ = engine.run(input, options: .init(timesteps: t)) }
-            print(String(format: "snn inference %@ T=%2d batch 100: %7.0f images/s", m.description.name, t, 100 / seconds))
+        for t in timesteps {
+            var result: SpikingEngine.Result?
+            let seconds = time { result = engine.run(inferenceInput, options: .init(timesteps: t, synapticPath: self.path.engine)) }
+            let r = result!
+            let dense = r.weightedLayers.reduce(0) { $0 + $1.denseMACs }
+            let ops = r.synapticOps.reduce(0, +)
+            report.inference.append(.init(
+                timesteps: t, imagesPerSecond: Double(batch) / seconds, msPerImage: seconds * 1e3 / Double(batch),
+                effectiveGFLOPs: 2 * Double(dense) / seconds / 1e9, synapticOpsPerSecond: Double(ops) / seconds,
+                layers: r.weightedLayers.map { .init(name: $0.name, path: $0.path == .eventDriven ? "event-driven" : "dense",
+                                                     eventRate: $0.eventRate) }))
         }
-        let batch32 = Tensor(shape: [32] + Array(input.shape.dropFirst()), scalars: Array(input.scalars.prefix(32 * spec.count)))
-        for (name, surrogate) in [("stdb", Surrogate.default), ("linear", Surrogate.linear(alpha: 0.3))] {
-            var net = try STDBNetwork(model: m, surrogate: surrogate)
-            for t in [4, 8] {
+        if finetune {
+            let x = Tensor(shape: [finetuneBatch, spec.channels, spec.height, spec.width],
+                           scalars: Array(input.scalars.prefix(finetuneBatch * spec.count)))
+            var net = try STDBNetwork(model: m, surrogate: .default)
+            for t in timesteps {
                 var tape = 0
-                let seconds = time(repeats: 3) {
-                    tape = net.step(batch32, labels: Array(labels.prefix(32)), timesteps: t, seeds: Array(0..<32), dropoutSeed: 1).tapeBytes
+                let seconds = time {
+                    tape = net.step(x, labels: Array(labels.prefix(finetuneBatch)), timesteps: t,
+                                    seeds: (0..<finetuneBatch).map { UInt64($0) }, dropoutSeed: 1).tapeBytes
                 }
-                print(String(format: "fine-tuning step (%@) T=%d batch 32: %7.0f images/s (tape %.0f MB)", name, t, 32 / seconds, Double(tape) / 1e6))
+                report.finetuning.append(.init(timesteps: t, batch: finetuneBatch, surrogate: "stdb",
+                                               imagesPerSecond: Double(finetuneBatch) / seconds, tapeMB: Double(tape) / 1e6))
             }
         }
+        report.peakRSSMB = Double(peakResidentBytes()) / 1e6
+        return report
     }
 
-    func time(repeats: Int, _ body: () -> Void) -> Double {
+    /// Benchmark images: the first of `--data` (in folder order), or seeded random values.
+    func images(spec: InputSpec, count: Int) throws -> (Tensor, [Int]) {
+        if let data {
+            let set = try ImageSet.load(try ImageFolder(root: data).subset(limit: count), spec: spec)
+            guard set.count >= count else { throw ValidationError("\(data) has \(set.count) images; the benchmark needs \(count)") }
+            var rng = SeededGenerator(seed: 0)
+            return set.batch(0..<count, generator: &rng)
+        }
+        var rng = SeededGenerator(seed: 0)
+        var x = Tensor(shape: [count, spec.channels, spec.height, spec.width])
+        for i in 0..<x.count { x.scalars[i] = 2 * rng.nextUnitFloat() - 0.5 }
+        return (x, [Int](repeating: 0, count: count))
+    }
+
+    func time(_ body: () -> Void) -> Double {
         body()
         var best = Double.infinity
         for _ in 0..<repeats {
@@ -81,4 +157,65 @@ struct BenchCommand: ParsableCommand {
         }
         return best
     }
+}
+
+/// What `spikeserve bench MODEL` measures (also its `--json` form).
+struct BenchReport: Encodable {
+    struct Layer: Encodable {
+        var name: String
+        var path: String
+        /// Fraction of the layer's input values that were non-zero.
+        var eventRate: Double
+    }
+
+    struct Inference: Encodable {
+        var timesteps: Int
+        var imagesPerSecond: Double
+        var msPerImage: Double
+        /// 2 × the dense multiply-accumulates of the weighted layers, per second of simulation.
+        var effectiveGFLOPs: Double
+        /// Input events × fan-out (the engine's `synapticOps`), per second.
+        var synapticOpsPerSecond: Double
+        var layers: [Layer]
+    }
+
+    struct Finetuning: Encodable {
+        var timesteps: Int
+        var batch: Int
+        var surrogate: String
+        var imagesPerSecond: Double
+        var tapeMB: Double
+    }
+
+    var model: String
+    var blasCore: String
+    var cores: Int
+    var batch: Int
+    var data: String
+    var path: String
+    var inference: [Inference] = []
+    var finetuning: [Finetuning] = []
+    var peakRSSMB = 0.0
+
+    func printText() {
+        print("model \(model), batch \(batch), data \(data), path \(path), BLAS \(blasCore), \(cores) cores")
+        for r in inference {
+            print(String(format: "snn inference T=%3d batch %d: %8.0f images/s  %7.3f ms/image  %6.1f GFLOP/s effective  %.3g synaptic ops/s",
+                         r.timesteps, batch, r.imagesPerSecond, r.msPerImage, r.effectiveGFLOPs, r.synapticOpsPerSecond))
+            print("  layers: " + r.layers.map { String(format: "%@ %@ (event rate %.3f)", $0.name, $0.path, $0.eventRate) }
+                .joined(separator: ", "))
+        }
+        for f in finetuning {
+            print(String(format: "fine-tuning step (%@) T=%d batch %d: %7.0f images/s (tape %.0f MB)",
+                         f.surrogate, f.timesteps, f.batch, f.imagesPerSecond, f.tapeMB))
+        }
+        print(String(format: "peak RSS %.0f MB", peakRSSMB))
+    }
+}
+
+/// Peak resident set size of this process (getrusage's ru_maxrss, KiB on Linux).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
 }

@@ -42,25 +42,37 @@ import TensorKit
     }
 
     /// The time-batched engine agrees exactly with a plain per-step simulation on a small CNN
-    /// (conv, pool, conv, flatten, linear) under Poisson input. Dyadic weights make every sum exact.
-    @Test(arguments: [1, 3, 16])
-    func agreesWithPerStepReference(timesteps: Int) throws {
-        let input = InputDescription(channels: 2, height: 8, width: 8, mean: [0, 0], std: [1, 1])
-        let layers: [LayerSpec] = [
-            .conv("c1", 2, 4), .relu, .avgPool(), .conv("c2", 4, 6), .relu, .dropout(0.3), .avgPool(), .flatten,
-            .linear("f1", 24, 5), .relu, .linear("f2", 5, 3),
-        ]
-        let tensors = ["c1.weight": dyadicTensor([4, 2, 3, 3], seed: 1), "c2.weight": dyadicTensor([6, 4, 3, 3], seed: 2),
-                       "f1.weight": dyadicTensor([5, 24], seed: 3), "f2.weight": dyadicTensor([3, 5], seed: 4)]
-        let model = makeModel(input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.875, 0.5, 0.625],
-                              encoding: .poisson)
-        try model.validate()
-        var x = dyadicTensor([5, 2, 8, 8], seed: 9)
-        for i in 0..<x.count { x.scalars[i] *= 1.5 }
-        let seeds: [UInt64] = [11, 12, 13, 14, 15]
-        var engine = try SpikingEngine(model: model)
-        engine.maxFrameFloats = 4000  // force several image chunks
-        let r = engine.run(x, options: .init(timesteps: timesteps, seeds: seeds))
+    /// (conv, pool, conv, flatten, linear) under Poisson and direct input, on the dense path, the
+    /// event-driven path and the automatic choice. Dyadic weights make every sum exact, so the
+    /// event-driven sums (another order) must agree to the bit too. The second conv has 64 output
+    /// channels, so both forms of the event-driven convolution (gather for multiples of 64,
+    /// scatter otherwise) run.
+    @Test(arguments: [1, 3, 16], [SpikingEngine.SynapticPath.dense, .eventDriven, .automatic])
+    func agreesWithPerStepReference(timesteps: Int, path: SpikingEngine.SynapticPath) throws {
+        for encoding in [SNNConfig.Encoding.poisson, .direct] {
+            let input = InputDescription(channels: 2, height: 8, width: 8, mean: [0, 0], std: [1, 1])
+            let layers: [LayerSpec] = [
+                .conv("c1", 2, 4), .relu, .avgPool(), .conv("c2", 4, 64), .relu, .dropout(0.3), .avgPool(), .flatten,
+                .linear("f1", 256, 5), .relu, .linear("f2", 5, 3),
+            ]
+            let tensors = ["c1.weight": dyadicTensor([4, 2, 3, 3], seed: 1), "c2.weight": dyadicTensor([64, 4, 3, 3], seed: 2),
+                           "f1.weight": dyadicTensor([5, 256], seed: 3), "f2.weight": dyadicTensor([3, 5], seed: 4)]
+            let model = makeModel(input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.875, 0.5, 2.5],
+                                  encoding: encoding)
+            try model.validate()
+            var x = dyadicTensor([5, 2, 8, 8], seed: 9)
+            for i in 0..<x.count { x.scalars[i] *= 1.5 }
+            let seeds: [UInt64] = [11, 12, 13, 14, 15]
+            var engine = try SpikingEngine(model: model)
+            engine.maxFrameFloats = 2 * 4096 * timesteps  // two images a chunk: three chunks
+            let r = engine.run(x, options: .init(timesteps: timesteps, seeds: seeds, synapticPath: path))
+            if path != .automatic { #expect(r.weightedLayers.allSatisfy { $0.path == path }) }
+            #expect(r.weightedLayers.map(\.name) == ["c1", "c2", "f1", "f2"])
+            checkAgainstReference(r, model: model, x: x, timesteps: timesteps, seeds: seeds)
+        }
+    }
+
+    func checkAgainstReference(_ r: SpikingEngine.Result, model: Model, x: Tensor, timesteps: Int, seeds: [UInt64]) {
         let reference = PerStepReference(model: model).run(x, timesteps: timesteps, seeds: seeds)
         #expect(r.spikes == reference.spikes)
         #expect(r.spikes.reduce(0, +) > 0, "the test network must actually spike")

@@ -1,0 +1,47 @@
+// Event-driven synaptic kernels for the SNN engine: a layer whose input is mostly zero (spikes, or
+// average-pooled spikes) adds, for every non-zero input value, the weights that input reaches,
+// instead of multiplying every zero as a GEMM does. Written in C so that the inner loop (one
+// contiguous weight row added into one output row) is compiled once per instruction set
+// (AVX-512, AVX2, baseline) and chosen when the library loads.
+#ifndef CSYNAPSE_H
+#define CSYNAPSE_H
+
+#include <stdint.h>
+
+/// Event-driven linear layer over frames `first ..< first+count`.
+///
+/// - `x`: input element (frame f, feature g·per + p) at `x[(g·frames + f)·per + p]`: channel-major
+///   feature maps (`groups` = C, `per` = H·W) or flat frame-major features (`groups` = 1, `per` = N).
+/// - `wt`: transposed weights `[groups·per, out]` (row i is input feature i's fan-out).
+/// - `bias`: `[out]` or NULL.
+/// - `y`: output `[frames, out]`, frame-major; rows of the range are overwritten.
+void sn_event_linear(const float *x, int64_t frames, int64_t first, int64_t count, int64_t groups, int64_t per,
+                     const float *wt, const float *bias, int64_t out, float *y);
+
+/// Event-driven 2-D convolution (cross-correlation, zero padding) over frames `first ..< first+count`.
+///
+/// - `x`: input `[in_c, frames, h, w]` (channel-major frames).
+/// - `wt`: transposed weights `[in_c·kh·kw, out_c]` (row (c, ky, kx) is one tap's output-channel vector).
+/// - `bias`: `[out_c]` or NULL.
+/// - `y`: output `[out_c, frames, oh, ow]`; the range's frames are overwritten.
+/// - `scratch`: `oh·ow·out_c` floats owned by the caller (one frame's output, channels last).
+void sn_event_conv2d(const float *x, int64_t frames, int64_t first, int64_t count, int64_t in_c, int64_t h,
+                     int64_t w, const float *wt, const float *bias, int64_t out_c, int64_t kh, int64_t kw,
+                     int64_t stride, int64_t pad, int64_t oh, int64_t ow, float *y, float *scratch);
+
+/// Integrate-and-fire over all steps for neurons `first ..< first+count` of `groups` blocks of
+/// `block` neurons: u_t = leak·u_{t−1} + I_t − θ·o_{t−1}, o_t = [u_t > θ], from u_0 = 0.
+///
+/// - `x`: the current I of neuron j of group g at step t is `x[(g·steps + t)·block + j]`; it is
+///   replaced by the spike o (0 or 1).
+/// - `current`: NULL, or a current that is the same at every step, `current[g·block + j]` (direct
+///   input's first layer); then `x` is only written.
+/// - `counts`: spikes are added to `counts[j / per_image]` (one total per image of a block).
+/// Evaluated without fused multiply-add, so it rounds like the Swift recurrence of STDB.
+void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t steps, int64_t block, int64_t first,
+                       int64_t count, float theta, float leak, int64_t per_image, int64_t *counts);
+
+/// Number of non-zero values among `n` floats (the event count that chooses a layer's path).
+int64_t sn_count_nonzero(const float *x, int64_t n);
+
+#endif
