@@ -240,3 +240,31 @@ void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t s
         n += len;
     }
 }
+
+#define PLANE_MAX 4096
+
+SN_CLONES
+void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_t steps, int64_t h, int64_t w,
+                            int64_t first, int64_t count, float theta, float leak, float *pooled, int64_t *counts) {
+    const int64_t plane = h * w, ph = h / 2, pw = w / 2, pplane = ph * pw;
+    float u[PLANE_MAX], a[PLANE_MAX], b[PLANE_MAX], fired[PLANE_MAX];
+    for (int64_t q = first; q < first + count; q++) {
+        const int64_t c = q / images, i = q % images;
+        float *prev = a, *spikes = b;  // o_{t−1} and o_t, swapped every step
+        for (int64_t j = 0; j < plane; j++) { u[j] = 0; prev[j] = 0; fired[j] = 0; }
+        for (int64_t t = 0; t < steps; t++) {
+            const float *cur = constant ? x + q * plane : x + ((c * steps + t) * images + i) * plane;
+            if_step_from(plane, cur, spikes, prev, theta, leak, u, fired);
+            float *out = pooled + ((c * steps + t) * images + i) * pplane;
+            for (int64_t py = 0; py < ph; py++) {
+                const float *r0 = spikes + 2 * py * w, *r1 = r0 + w;
+                for (int64_t px = 0; px < pw; px++)
+                    out[py * pw + px] = (r0[2 * px] + r0[2 * px + 1] + r1[2 * px] + r1[2 * px + 1]) * 0.25f;
+            }
+            float *swap = prev; prev = spikes; spikes = swap;
+        }
+        int64_t total = 0;
+        for (int64_t j = 0; j < plane; j++) total += (int64_t)fired[j];
+        counts[i] += total;
+    }
+}

@@ -51,12 +51,13 @@ public struct SpikingEngine: Sendable {
         case eventDriven
     }
 
-    /// Input event rates below which the event-driven path beats the dense one, measured on this
-    /// project's reference machine (2-core AMD EPYC, AVX-512; docs/performance.md, "Event-driven
-    /// layers"): time per layer against input event rate, both paths.
+    /// Input event rates below which the event-driven path beats the dense one, measured with
+    /// `spikeserve bench --crossover` on a 2-core AMD EPYC with AVX-512 (docs/performance.md,
+    /// "Event-driven layers"): a 3×3 convolution breaks even near 0.73, a linear layer near 0.25
+    /// (its GEMM is the more efficient one). Set a little below, where the paths are within noise.
     public enum EventCrossover {
-        public static let conv2d = 0.30
-        public static let linear = 0.30
+        public static let conv2d = 0.65
+        public static let linear = 0.22
     }
 
     public struct Options: Sendable {
@@ -260,7 +261,10 @@ public struct SpikingEngine: Sendable {
     /// Interprets `layers` on frames; returns nil if stopped early.
     mutating func simulate(_ layers: [LayerSpec], _ input: Frames, plan: Plan, neuronIndex: inout Int, stats: inout Stats) -> Frames? {
         var x = input
-        for layer in layers {
+        var index = 0
+        while index < layers.count {
+            let layer = layers[index]
+            index += 1
             switch layer.type {
             case .conv2d:
                 addSynapticOps(&stats, fanOut: layer.outChannels! * layer.kernel! * layer.kernel!)
@@ -276,7 +280,13 @@ public struct SpikingEngine: Sendable {
                 if let observe = plan.observe { x.scalars.withUnsafeBufferPointer { observe(k, $0) } }
                 if let stop = plan.stopAfterNeuron, k >= stop { return nil }
                 let spikes: [Int]
-                if x.timesteps != plan.timesteps {
+                let neurons = x.shape.reduce(1, *)
+                if let pool = Self.fusablePool(after: index, in: layers, input: x, plan: plan) {
+                    // Fire and pool in one pass; the spikes themselves are never stored.
+                    (x, spikes) = NeuronDynamics.fireAndPool(x, timesteps: plan.timesteps,
+                                                             threshold: plan.thresholds[k], leak: plan.leaks[k])
+                    index = pool + 1
+                } else if x.timesteps != plan.timesteps {
                     (x, spikes) = NeuronDynamics.fire(constantCurrent: x, timesteps: plan.timesteps,
                                                       threshold: plan.thresholds[k], leak: plan.leaks[k])
                 } else {
@@ -288,7 +298,7 @@ public struct SpikingEngine: Sendable {
                 }
                 stats.events = spikes
                 stats.layerSpikes[k] += spikes.reduce(0, +)
-                stats.layerNeurons[k] = x.shape.reduce(1, *)
+                stats.layerNeurons[k] = neurons
                 if plan.lagged { x.delayOneStep() }
             case .avgpool:
                 x = Self.pool(x, kernel: layer.kernel!, stride: layer.stride ?? layer.kernel!)
@@ -317,6 +327,17 @@ public struct SpikingEngine: Sendable {
             }
         }
         return x
+    }
+
+    /// The index of a 2×2, stride-2 average pooling that follows a spiking layer (with only
+    /// dropout, an identity at inference, between them) and can be fused with it, or nil.
+    static func fusablePool(after next: Int, in layers: [LayerSpec], input x: Frames, plan: Plan) -> Int? {
+        guard !plan.lagged, plan.observe == nil, x.isMap, x.shape[1] % 2 == 0, x.shape[2] % 2 == 0,
+              x.shape[1] * x.shape[2] <= NeuronDynamics.maxFusedPlane else { return nil }
+        var j = next
+        while j < layers.count, layers[j].type == .dropout { j += 1 }
+        guard j < layers.count, layers[j].type == .avgpool, layers[j].kernel == 2, (layers[j].stride ?? 2) == 2 else { return nil }
+        return j
     }
 
     func addSynapticOps(_ stats: inout Stats, fanOut: Int) {

@@ -46,6 +46,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Flag(help: "Without a model: time each weighted-layer kind on both paths against the input event rate.")
+    var crossover = false
+
     enum PathChoice: String, ExpressibleByArgument, CaseIterable {
         case automatic, dense, eventDriven = "event-driven"
         var engine: SpikingEngine.SynapticPath {
@@ -65,7 +68,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let model = modelPath ?? modelOption else { return benchKernels() }
+        guard let model = modelPath ?? modelOption else { return crossover ? benchCrossover() : benchKernels() }
         let report = try benchModel(model)
         if json {
             let encoder = JSONEncoder()
@@ -92,6 +95,42 @@ struct BenchCommand: ParsableCommand {
         let bwd = time { _ = conv2dBackward(x, weight: w, gradOutput: y, geometry: g, workspace: &ws) }
         print(String(format: "conv2d 32→64 3×3 on %d×14×14: forward %.2f ms (%.1f GFLOP/s), backward %.2f ms (%.1f GFLOP/s)",
                      batch, fwd * 1e3, flops / fwd / 1e9, bwd * 1e3, 2 * flops / bwd / 1e9))
+    }
+
+    /// Dense against event-driven time for mnist-cnn's layer shapes (conv 32→64 3×3 on 14×14 maps,
+    /// linear 3136→256) over `batch`·4 frames, at input event rates from 1% to 100%. Inputs are
+    /// average-pooled spikes (values k/4), as those layers receive them.
+    func benchCrossover() {
+        let frames = batch * 4
+        var rng = SeededGenerator(seed: 3)
+        let g = Conv2DGeometry(inChannels: 32, outChannels: 64, kernel: 3, padding: 1)
+        let convW = Tensor.kaimingNormal(shape: [64, 32, 3, 3], fanIn: 288, generator: &rng)
+        let linW = Tensor.kaimingNormal(shape: [256, 3136], fanIn: 3136, generator: &rng)
+        let convT = eventDrivenWeights(convW), linT = eventDrivenWeights(linW)
+        var ws = Workspace()
+        print("frames \(frames) (T = 4 × batch \(batch)); ms per layer call, best of \(repeats)")
+        print("| input event rate | conv 32→64 3×3, 14×14: dense | event-driven | linear 3136→256: dense | event-driven |")
+        print("| --- | --- | --- | --- | --- |")
+        for rate in [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0] {
+            let x = (0..<(32 * 196 * frames)).map { _ in
+                Double(rng.nextUnitFloat()) < rate ? Float(1 + rng.next() % 4) / 4 : 0
+            }
+            var out = [Float](repeating: 0, count: 64 * 196 * frames)
+            var lin = [Float](repeating: 0, count: 256 * frames)
+            let (cd, ce, ld, le) = x.withUnsafeBufferPointer { xp in
+                let xb = xp.baseAddress!
+                let cd = time { convW.withUnsafePointer { w in
+                    conv2dChannelMajor(xb, frames: frames, height: 14, width: 14, weight: w, bias: nil, geometry: g, output: &out, workspace: &ws) } }
+                let ce = time { eventConv2dChannelMajor(xb, frames: frames, height: 14, width: 14, weightT: convT, bias: nil,
+                                                        geometry: g, output: &out) }
+                let flat = Tensor(shape: [frames, 3136], scalars: Array(xp.prefix(3136 * frames)))
+                let ld = time { _ = linear(flat, weight: linW) }
+                let le = time { eventLinear(xb, frames: frames, groups: 1, perGroup: 3136, weightT: linT, bias: nil,
+                                            outFeatures: 256, output: &lin) }
+                return (cd, ce, ld, le)
+            }
+            print(String(format: "| %.2f | %.2f | %.2f | %.2f | %.2f |", rate, cd * 1e3, ce * 1e3, ld * 1e3, le * 1e3))
+        }
     }
 
     func benchModel(_ path: String) throws -> BenchReport {

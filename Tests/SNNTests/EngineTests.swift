@@ -81,6 +81,27 @@ import TensorKit
         }
     }
 
+    /// The fused fire-and-pool pass gives exactly the spikes' counts and pooled maps of firing and
+    /// pooling in two passes, for a current given at every step and for a constant one.
+    @Test(arguments: [1, 2, 7])
+    func fireAndPoolEqualsFireThenPool(timesteps: Int) {
+        let (c, h, w, b) = (3, 6, 4, 2)
+        var rng = SeededGenerator(seed: 4)
+        for constant in [false, true] {
+            let steps = constant ? 1 : timesteps
+            let current = Frames(scalars: (0..<(c * steps * b * h * w)).map { _ in Float(Int(rng.next() % 13)) / 8 },
+                                 shape: [c, h, w], timesteps: steps, images: b)
+            var spikes = constant ? current.repeated(timesteps: timesteps) : current
+            let counts = NeuronDynamics.fire(&spikes, threshold: 0.75, leak: 0.5)
+            let pooled = SpikingEngine.pool(spikes, kernel: 2, stride: 2)
+            let fused = NeuronDynamics.fireAndPool(current, timesteps: timesteps, threshold: 0.75, leak: 0.5)
+            #expect(fused.counts == counts)
+            #expect(counts.reduce(0, +) > 0)
+            #expect(fused.pooled.shape == pooled.shape && fused.pooled.timesteps == timesteps)
+            #expect(fused.pooled.scalars == pooled.scalars)
+        }
+    }
+
     @Test func poissonInputIsSeededAndSigned() {
         var frames = [Float](repeating: 0, count: 2 * 1000)
         let x: [Float] = (0..<1000).map { $0 % 2 == 0 ? 0.3 : -0.3 }

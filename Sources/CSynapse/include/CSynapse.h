@@ -41,6 +41,18 @@ void sn_event_conv2d(const float *x, int64_t frames, int64_t first, int64_t coun
 void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t steps, int64_t block, int64_t first,
                        int64_t count, float theta, float leak, int64_t per_image, int64_t *counts);
 
+/// Integrate-and-fire followed by 2×2 average pooling (stride 2), fused: the spikes of each image
+/// plane stay in cache and only the pooled map is written, a quarter of the memory traffic of
+/// firing and pooling in two passes. Same recurrence and rounding as `sn_integrate_fire`.
+///
+/// - `x`: current of channel c, frame f = t·images + i, pixel p at `x[(c·steps·images + f)·h·w + p]`,
+///   or, when `constant` is set, at `x[(c·images + i)·h·w + p]` for every step. Read only.
+/// - `pooled`: `[channels, steps·images, h/2, w/2]`, written for planes `first ..< first+count`
+///   (plane = c·images + i); `h` and `w` are even and `h·w` ≤ 4096.
+/// - `counts`: spikes added per image.
+void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_t steps, int64_t h, int64_t w,
+                            int64_t first, int64_t count, float theta, float leak, float *pooled, int64_t *counts);
+
 /// Number of non-zero values among `n` floats (the event count that chooses a layer's path).
 int64_t sn_count_nonzero(const float *x, int64_t n);
 
