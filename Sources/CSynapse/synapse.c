@@ -268,3 +268,59 @@ void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_
         counts[i] += total;
     }
 }
+
+SN_CLONES
+void sn_event_linear_weight_grad(const float *x, int64_t frames, int64_t in, const float *gy, int64_t out,
+                                 int64_t first, int64_t count, float *dwt) {
+    memset(dwt + first * out, 0, (size_t)(count * out) * sizeof(float));
+    for (int64_t f = 0; f < frames; f++) {
+        const float *xs = x + f * in;
+        const float *g = gy + f * out;
+        for (int64_t i = first; i < first + count; i++) {
+            const float v = xs[i];
+            if (v != 0.0f) axpy(out, v, g, dwt + i * out);
+        }
+    }
+}
+
+SN_CLONES
+void sn_event_conv2d_weight_grad(const float *x, int64_t frames, int64_t in_c, int64_t h, int64_t w,
+                                 const float *gy_last, int64_t out_c, int64_t kh, int64_t kw, int64_t stride,
+                                 int64_t pad, int64_t oh, int64_t ow, int64_t first_c, int64_t count_c, float *dwt) {
+    const int64_t in_plane = h * w, plane = oh * ow;
+    memset(dwt + first_c * kh * kw * out_c, 0, (size_t)(count_c * kh * kw * out_c) * sizeof(float));
+    for (int64_t f = 0; f < frames; f++) {
+        const float *g = gy_last + f * plane * out_c;
+        for (int64_t c = first_c; c < first_c + count_c; c++) {
+            const float *xs = x + (c * frames + f) * in_plane;
+            float *rows = dwt + c * kh * kw * out_c;
+            for (int64_t iy = 0; iy < h; iy++) {
+                for (int64_t ix = 0; ix < w; ix++) {
+                    const float v = xs[iy * w + ix];
+                    if (v == 0.0f) continue;
+                    for (int64_t ky = 0; ky < kh; ky++) {
+                        const int64_t ny = iy + pad - ky;
+                        if (ny < 0 || ny % stride != 0 || ny / stride >= oh) continue;
+                        for (int64_t kx = 0; kx < kw; kx++) {
+                            const int64_t nx = ix + pad - kx;
+                            if (nx < 0 || nx % stride != 0 || nx / stride >= ow) continue;
+                            axpy(out_c, v, g + ((ny / stride) * ow + nx / stride) * out_c, rows + (ky * kw + kx) * out_c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+SN_CLONES
+void sn_channels_last(const float *src, int64_t channels, int64_t frames, int64_t plane, int64_t first,
+                      int64_t count, float *dst) {
+    for (int64_t f = first; f < first + count; f++) {
+        float *d = dst + f * plane * channels;
+        for (int64_t c = 0; c < channels; c++) {
+            const float *s = src + (c * frames + f) * plane;
+            for (int64_t p = 0; p < plane; p++) d[p * channels + c] = s[p];
+        }
+    }
+}

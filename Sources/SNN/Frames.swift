@@ -107,6 +107,24 @@ public struct Frames: Sendable {
         return out
     }
 
+    /// The sum over steps, as one step: the gradient of a current that is the same at every step.
+    public func summedOverSteps() -> Frames {
+        var out = Frames(shape: shape, timesteps: 1, images: images)
+        let (g, t, l) = (groups, timesteps, blockLength)
+        scalars.withUnsafeBufferPointer { src in
+            out.scalars.withUnsafeMutableBufferPointer { dst in
+                for group in 0..<g {
+                    let d = dst.baseAddress! + group * l
+                    for step in 0..<t {
+                        let s = src.baseAddress! + (group * t + step) * l
+                        for j in 0..<l { d[j] += s[j] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// Moves every block one step later in time; step 0 becomes zero (the reference code's lag).
     public mutating func delayOneStep() {
         let (g, t, l) = (groups, timesteps, blockLength)

@@ -17,6 +17,9 @@ public struct STDBNetwork: Sendable {
     public var surrogate: Surrogate
     public var trainThresholds = false
     public var trainLeak = false
+    /// Dense or event-driven weighted layers (forward currents and weight gradients); `.automatic`
+    /// picks per layer from the input event rate, as the engine does.
+    public var synapticPath: SpikingEngine.SynapticPath = .automatic
     var workspace = Workspace()
 
     public init(model: Model, surrogate: Surrogate) throws(ModelError) {
@@ -59,14 +62,17 @@ public struct STDBNetwork: Sendable {
         let d = model.description
         let b = input.shape[0]
         var events = [Int](repeating: 0, count: b)
+        // Direct input is the same every step: the layers before the first spiking layer run on one
+        // step (as in the engine), and their weight gradients use the gradient summed over steps.
+        let encoding = d.snn!.encoding
         let frames = input.withUnsafePointer { x in
-            InputEncoder.frames(x, shape: [d.input.channels, d.input.height, d.input.width], images: b, timesteps: t,
-                                encoding: d.snn!.encoding, seeds: seeds, events: &events)
+            InputEncoder.frames(x, shape: [d.input.channels, d.input.height, d.input.width], images: b,
+                                timesteps: encoding == .direct ? 1 : t, encoding: encoding, seeds: seeds, events: &events)
         }
         var rng = SeededGenerator(seed: dropoutSeed)
         var tape: [Tape] = []
         var neuronIndex = 0
-        let out = forward(d.layers, frames, tape: &tape, neuronIndex: &neuronIndex, generator: &rng)
+        let out = forward(d.layers, frames, timesteps: t, tape: &tape, neuronIndex: &neuronIndex, generator: &rng)
         let tapeBytes = Self.bytes(tape)
         // Potential = Σ_t output current; loss on it, and the same gradient reaches every step.
         let k = out.shape[0]
@@ -90,11 +96,12 @@ public struct STDBNetwork: Sendable {
         return result
     }
 
-    mutating func forward(_ layers: [LayerSpec], _ input: Frames, tape: inout [Tape], neuronIndex: inout Int,
+    mutating func forward(_ layers: [LayerSpec], _ input: Frames, timesteps: Int, tape: inout [Tape], neuronIndex: inout Int,
                           generator: inout SeededGenerator) -> Frames {
         var x = input
         let snn = model.description.snn!
         let leaks = self.leaks
+        let t = timesteps
         for layer in layers {
             switch layer.type {
             case .conv2d:
@@ -105,6 +112,7 @@ public struct STDBNetwork: Sendable {
                 tape.append(.linear(input: flat))
                 x = fullyConnected(flat, layer)
             case .relu:
+                if x.timesteps != t { x = x.repeated(timesteps: t) }
                 let k = neuronIndex
                 neuronIndex += 1
                 let (sur, mem, spikes) = Self.fireRecording(&x, threshold: snn.thresholds[k], leak: leaks[k], surrogate: surrogate,
@@ -123,10 +131,11 @@ public struct STDBNetwork: Sendable {
                 tape.append(.flatten(mapShape: x.shape))
                 x = x.flattened()
             case .residual:
+                if x.timesteps != t { x = x.repeated(timesteps: t) }
                 var bodyTape: [Tape] = [], shortcutTape: [Tape] = []
-                let a = forward(layer.body ?? [], x, tape: &bodyTape, neuronIndex: &neuronIndex, generator: &generator)
+                let a = forward(layer.body ?? [], x, timesteps: t, tape: &bodyTape, neuronIndex: &neuronIndex, generator: &generator)
                 let s = (layer.shortcut ?? []).isEmpty
-                    ? x : forward(layer.shortcut!, x, tape: &shortcutTape, neuronIndex: &neuronIndex, generator: &generator)
+                    ? x : forward(layer.shortcut!, x, timesteps: t, tape: &shortcutTape, neuronIndex: &neuronIndex, generator: &generator)
                 x = a
                 for i in 0..<x.scalars.count { x.scalars[i] += s.scalars[i] }
                 tape.append(.residual(body: bodyTape, shortcut: shortcutTape))
@@ -149,17 +158,22 @@ public struct STDBNetwork: Sendable {
             let wantInput = i > firstWeighted
             switch tape[i] {
             case .conv(let input):
+                if input.timesteps != g.timesteps { g = g.summedOverSteps() }
                 let gw = convolveBackward(input, g, layer, wantInput: wantInput)
                 accumulate(&result.gradients, "\(layer.name!).weight", gw.weight)
                 if layer.hasBias { accumulate(&result.gradients, "\(layer.name!).bias", gw.bias) }
                 guard let gi = gw.input else { return nil }
                 g = gi
             case .linear(let input):
+                if input.timesteps != g.timesteps { g = g.summedOverSteps() }
                 let w = model.tensors["\(layer.name!).weight"]!
                 let x = Tensor(shape: [input.frames, input.shape[0]], scalars: input.scalars)
                 let gy = Tensor(shape: [g.frames, g.shape[0]], scalars: g.scalars)
-                let r = linearBackward(x, weight: w, gradOutput: gy, needInputGradient: wantInput, withBias: layer.hasBias)
-                accumulate(&result.gradients, "\(layer.name!).weight", r.weight)
+                // dW = dYᵀ·X over spikes: event-driven when X is sparse, as in the forward pass.
+                let sparse = isSparse(input, below: SpikingEngine.EventCrossover.linear)
+                let r = linearBackward(x, weight: w, gradOutput: gy, needInputGradient: wantInput, withBias: layer.hasBias,
+                                       needWeightGradient: !sparse)
+                accumulate(&result.gradients, "\(layer.name!).weight", sparse ? eventLinearWeightGradient(x, gradOutput: gy) : r.weight)
                 if let gb = r.bias { accumulate(&result.gradients, "\(layer.name!).bias", gb) }
                 guard let gi = r.input else { return nil }
                 g = Frames(scalars: gi.scalars, shape: input.shape, timesteps: input.timesteps, images: input.images)
@@ -196,12 +210,30 @@ public struct STDBNetwork: Sendable {
         if let existing = gradients[name] { gradients[name] = existing + g } else { gradients[name] = g }
     }
 
+    /// Forward currents as the engine computes them: event-driven below the crossover event rate.
+    /// The transposed weights are made per step, since every optimizer step changes the weights.
     mutating func convolve(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        x.convolved(layer, tensors: model.tensors, workspace: &workspace)
+        let w = model.tensors["\(layer.name!).weight"]!
+        guard isSparse(x, below: SpikingEngine.EventCrossover.conv2d) else {
+            return x.convolved(layer, tensors: model.tensors, workspace: &workspace)
+        }
+        return x.convolvedEventDriven(layer, weightT: eventDrivenWeights(w), tensors: model.tensors)
     }
 
     func fullyConnected(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        x.linear(layer, tensors: model.tensors)
+        let w = model.tensors["\(layer.name!).weight"]!
+        guard isSparse(x, below: SpikingEngine.EventCrossover.linear) else { return x.linear(layer, tensors: model.tensors) }
+        return x.linearEventDriven(layer, weightT: eventDrivenWeights(w), tensors: model.tensors)
+    }
+
+    func isSparse(_ x: Frames, below rate: Double) -> Bool {
+        switch synapticPath {
+        case .dense: return false
+        case .eventDriven: return true
+        case .automatic: break
+        }
+        let events = x.scalars.withUnsafeBufferPointer { nonzeroCount($0) }
+        return Double(events) < rate * Double(max(1, x.scalars.count))
     }
 
     mutating func convolveBackward(_ input: Frames, _ g: Frames, _ layer: LayerSpec, wantInput: Bool)
@@ -210,6 +242,8 @@ public struct STDBNetwork: Sendable {
         let geo = layer.convGeometry
         let w = model.tensors["\(layer.name!).weight"]!
         var gw = Tensor(shape: w.shape)
+        // dW over spikes: event-driven when the input is sparse; dX stays a GEMM (dY is dense).
+        let sparse = isSparse(input, below: SpikingEngine.EventCrossover.conv2d)
         var gi: Frames? = wantInput ? Frames(shape: input.shape, timesteps: input.timesteps, images: input.images) : nil
         var giScalars = gi?.scalars ?? []
         input.scalars.withUnsafeBufferPointer { x in
@@ -218,14 +252,24 @@ public struct STDBNetwork: Sendable {
                     gw.withUnsafeMutablePointer { gwp in
                         giScalars.withUnsafeMutableBufferPointer { gip in
                             conv2dChannelMajorBackward(x.baseAddress!, frames: input.frames, height: input.shape[1], width: input.shape[2],
-                                                       weight: wp, gradOutput: gp.baseAddress!, geometry: geo, gradWeight: gwp,
+                                                       weight: wp, gradOutput: gp.baseAddress!, geometry: geo,
+                                                       gradWeight: sparse ? nil : gwp,
                                                        gradInput: wantInput ? gip.baseAddress! : nil, workspace: &workspace)
+
                         }
                     }
                 }
             }
         }
         if wantInput { gi!.scalars = giScalars }
+        if sparse {
+            gw = input.scalars.withUnsafeBufferPointer { x in
+                g.scalars.withUnsafeBufferPointer { gp in
+                    eventConv2dChannelMajorWeightGradient(x.baseAddress!, frames: input.frames, height: input.shape[1],
+                                                          width: input.shape[2], gradOutput: gp.baseAddress!, geometry: geo)
+                }
+            }
+        }
         // Bias gradient: sum over frames and pixels per output channel.
         var gb = Tensor(shape: [geo.outChannels])
         if layer.hasBias {

@@ -177,18 +177,19 @@ public func conv2dChannelMajor(
 ///
 /// - `gradOutput`: `[outC, frames, oh, ow]`.
 /// - `gradWeight`: `[outC, inC·kh·kw]`, overwritten: one GEMM per chunk of frames (all frames
-///   when they fit the workspace), accumulated over chunks.
+///   when they fit the workspace), accumulated over chunks; skipped when nil (the caller computes
+///   it another way, e.g. event-driven).
 /// - `gradInput`: `[inC, frames, h, w]`, accumulated into (zero it first); skipped when nil.
 public func conv2dChannelMajorBackward(
     _ input: UnsafePointer<Float>, frames: Int, height h: Int, width w: Int,
     weight: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>, geometry g: Conv2DGeometry,
-    gradWeight: UnsafeMutablePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, workspace: inout Workspace
+    gradWeight: UnsafeMutablePointer<Float>?, gradInput: UnsafeMutablePointer<Float>?, workspace: inout Workspace
 ) {
     let (oh, ow) = g.outputSize(height: h, width: w)
     let plane = oh * ow
     let k = g.patchSize
     let chunk = imagesPerChunk(g, height: h, width: w, images: frames)
-    workspace.ensure(\.columns, k * chunk * plane)
+    workspace.ensure(\.columns, gradWeight == nil ? 0 : k * chunk * plane)
     if gradInput != nil { workspace.ensure(\.gradColumns, k * chunk * plane) }
     let ldg = frames * plane
     workspace.storage.columns.withUnsafeMutableBufferPointer { colsBuf in
@@ -197,11 +198,13 @@ public func conv2dChannelMajorBackward(
             while start < frames {
                 let count = min(chunk, frames - start)
                 let cols = count * plane
-                im2colChannelMajor(input, frames: frames, first: start, count: count, height: h, width: w,
-                                   geometry: g, columns: colsBuf.baseAddress!)
-                // dW[outC, k] (+)= dY[outC, cols] · colsᵀ
-                BLAS.sgemm(transB: true, m: g.outChannels, n: k, k: cols, a: gradOutput + start * plane, lda: ldg,
-                           b: colsBuf.baseAddress!, ldb: cols, beta: start == 0 ? 0 : 1, c: gradWeight, ldc: k)
+                if let gradWeight {
+                    im2colChannelMajor(input, frames: frames, first: start, count: count, height: h, width: w,
+                                       geometry: g, columns: colsBuf.baseAddress!)
+                    // dW[outC, k] (+)= dY[outC, cols] · colsᵀ
+                    BLAS.sgemm(transB: true, m: g.outChannels, n: k, k: cols, a: gradOutput + start * plane, lda: ldg,
+                               b: colsBuf.baseAddress!, ldb: cols, beta: start == 0 ? 0 : 1, c: gradWeight, ldc: k)
+                }
                 if let gradInput {
                     BLAS.sgemm(transA: true, m: k, n: cols, k: g.outChannels, a: weight, lda: k,
                                b: gradOutput + start * plane, ldb: ldg, c: gcolBuf.baseAddress!, ldc: cols)

@@ -69,3 +69,57 @@ public func nonzeroCount(_ x: UnsafeBufferPointer<Float>) -> Int {
     guard let base = x.baseAddress else { return 0 }
     return Int(sn_count_nonzero(base, Int64(x.count)))
 }
+
+/// Event-driven dW of a linear layer over frames: `input` `[frames, in]` (mostly zero), `gradOutput`
+/// `[frames, out]` → dW `[out, in]`, the same sums as `linearBackward`'s GEMM dYᵀ·X. Work: one
+/// `out`-vector addition per non-zero input. Input features are split over the cores.
+public func eventLinearWeightGradient(_ input: Tensor, gradOutput: Tensor) -> Tensor {
+    let (frames, inF, outF) = (input.shape[0], input.shape[1], gradOutput.shape[1])
+    var dwt = Tensor(shape: [inF, outF])
+    input.withUnsafePointer { x in
+        gradOutput.withUnsafePointer { gy in
+            dwt.withUnsafeMutablePointer { d in
+                let xs = SharedPointer(UnsafeMutablePointer(mutating: x)), gs = SharedPointer(UnsafeMutablePointer(mutating: gy))
+                let ds = SharedPointer(d)
+                Parallel.forEach(inF, grain: 64) { range in
+                    sn_event_linear_weight_grad(xs.base, Int64(frames), Int64(inF), gs.base, Int64(outF),
+                                                Int64(range.lowerBound), Int64(range.count), ds.base)
+                }
+            }
+        }
+    }
+    return Tensor(shape: [outF, inF], scalars: eventDrivenWeights(dwt))
+}
+
+/// Event-driven dW of a channel-major convolution: `input` `[inC, frames, h, w]` (mostly zero),
+/// `gradOutput` `[outC, frames, oh, ow]` → dW `[outC, inC, kh, kw]`, the same sums as
+/// `conv2dChannelMajorBackward`'s GEMM. Work: `kh·kw` additions of an `outC`-vector per non-zero
+/// input, after one transpose of the output gradient to channels-last. Input channels are split
+/// over the cores.
+public func eventConv2dChannelMajorWeightGradient(
+    _ input: UnsafePointer<Float>, frames: Int, height h: Int, width w: Int,
+    gradOutput: UnsafePointer<Float>, geometry g: Conv2DGeometry
+) -> Tensor {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let plane = oh * ow
+    var last = [Float](unsafeUninitializedCapacity: frames * plane * g.outChannels) { _, n in n = frames * plane * g.outChannels }
+    var dwt = Tensor(shape: [g.patchSize, g.outChannels])
+    let x = SharedPointer(UnsafeMutablePointer(mutating: input)), gy = SharedPointer(UnsafeMutablePointer(mutating: gradOutput))
+    last.withUnsafeMutableBufferPointer { lb in
+        let l = SharedPointer(lb.baseAddress!)
+        Parallel.forEach(frames, grain: 4) { range in
+            sn_channels_last(gy.base, Int64(g.outChannels), Int64(frames), Int64(plane), Int64(range.lowerBound),
+                             Int64(range.count), l.base)
+        }
+        dwt.withUnsafeMutablePointer { d in
+            let ds = SharedPointer(d)
+            Parallel.forEach(g.inChannels) { channels in
+                sn_event_conv2d_weight_grad(x.base, Int64(frames), Int64(g.inChannels), Int64(h), Int64(w), l.base,
+                                            Int64(g.outChannels), Int64(g.kernelHeight), Int64(g.kernelWidth),
+                                            Int64(g.stride), Int64(g.padding), Int64(oh), Int64(ow),
+                                            Int64(channels.lowerBound), Int64(channels.count), ds.base)
+            }
+        }
+    }
+    return Tensor(shape: [g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth], scalars: eventDrivenWeights(dwt))
+}

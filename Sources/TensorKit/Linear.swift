@@ -16,16 +16,20 @@ public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tens
     return out
 }
 
-/// Gradients of `linear`: dX = dY·W, dW = dYᵀ·X, db = Σₙ dY.
+/// Gradients of `linear`: dX = dY·W, dW = dYᵀ·X, db = Σₙ dY. With `needWeightGradient` false, dW
+/// is left zero (the caller computes it another way, e.g. event-driven).
 public func linearBackward(
-    _ input: Tensor, weight: Tensor, gradOutput: Tensor, needInputGradient: Bool = true, withBias: Bool = false
+    _ input: Tensor, weight: Tensor, gradOutput: Tensor, needInputGradient: Bool = true, withBias: Bool = false,
+    needWeightGradient: Bool = true
 ) -> (input: Tensor?, weight: Tensor, bias: Tensor?) {
     let n = input.shape[0], inF = weight.shape[1], outF = weight.shape[0]
-    var gradWeight = Tensor(shape: weight.shape)
-    gradOutput.withUnsafePointer { gy in
-        input.withUnsafePointer { x in
-            gradWeight.withUnsafeMutablePointer { gw in
-                BLAS.sgemm(transA: true, m: outF, n: inF, k: n, a: gy, lda: outF, b: x, ldb: inF, c: gw, ldc: inF)
+    var gradWeight = Tensor(shape: needWeightGradient ? weight.shape : [0])
+    if needWeightGradient {
+        gradOutput.withUnsafePointer { gy in
+            input.withUnsafePointer { x in
+                gradWeight.withUnsafeMutablePointer { gw in
+                    BLAS.sgemm(transA: true, m: outF, n: inF, k: n, a: gy, lda: outF, b: x, ldb: inF, c: gw, ldc: inF)
+                }
             }
         }
     }

@@ -76,6 +76,40 @@ import TensorKit
         #expect(g1.contains { $0 != 0 }, "the surrogate must let gradient through")
     }
 
+    /// The event-driven forward currents and weight gradients give the dense path's loss and
+    /// gradients (to float rounding) on a CNN whose second conv has 64 output channels (the gather
+    /// kernel) and whose first takes direct input (computed once, gradient summed over steps).
+    @Test(arguments: [SNNConfig.Encoding.direct, .poisson])
+    func eventDrivenGradientsMatchDense(encoding: SNNConfig.Encoding) throws {
+        let input = InputDescription(channels: 2, height: 8, width: 8, mean: [0, 0], std: [1, 1])
+        let layers: [LayerSpec] = [
+            .conv("c1", 2, 8), .relu, .avgPool(), .conv("c2", 8, 64), .relu, .dropout(0.2), .avgPool(), .flatten,
+            .linear("f1", 256, 12), .relu, .linear("f2", 12, 3),
+        ]
+        var rng = SeededGenerator(seed: 5)
+        let tensors = ["c1.weight": Tensor.kaimingNormal(shape: [8, 2, 3, 3], fanIn: 18, generator: &rng),
+                       "c2.weight": Tensor.kaimingNormal(shape: [64, 8, 3, 3], fanIn: 72, generator: &rng),
+                       "f1.weight": Tensor.kaimingNormal(shape: [12, 256], fanIn: 256, generator: &rng),
+                       "f2.weight": Tensor.kaimingNormal(shape: [3, 12], fanIn: 12, generator: &rng)]
+        let model = makeModel(input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.5, 0.4, 0.3],
+                              encoding: encoding)
+        try model.validate()
+        let x = Tensor(shape: [4, 2, 8, 8], scalars: (0..<512).map { _ in 2 * rng.nextUnitFloat() - 0.5 })
+        func step(_ path: SpikingEngine.SynapticPath) throws -> STDBNetwork.StepResult {
+            var net = try STDBNetwork(model: model, surrogate: .default)
+            net.synapticPath = path
+            return net.step(x, labels: [0, 1, 2, 1], timesteps: 6, seeds: [1, 2, 3, 4], dropoutSeed: 9)
+        }
+        let dense = try step(.dense), event = try step(.eventDriven)
+        #expect(abs(dense.loss - event.loss) < 1e-5)
+        for name in tensors.keys.sorted() {
+            let a = dense.gradients[name]!.scalars, b = event.gradients[name]!.scalars
+            let scale = a.map(abs).max() ?? 1
+            #expect(scale > 0, "\(name) must receive gradient")
+            for i in a.indices { #expect(abs(a[i] - b[i]) <= 1e-4 * max(scale, 1e-3), "\(name)[\(i)]") }
+        }
+    }
+
     /// A two-step case small enough to do on paper. x = 1, w1 = 1.5, θ = 1, w2 = 1, one class
     /// pair via a second output weight 0, STDB α = 0.3, β = 0.01.
     /// Step 0: u = 1.5 → spike, σ' = 0.3·e^(−0.01·1000) (never spiked before; the reference's convention).

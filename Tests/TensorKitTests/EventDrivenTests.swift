@@ -85,6 +85,45 @@ import Testing
         }
     }
 
+    @Test(arguments: geometries.indices, [0.03, 0.3])
+    func convolutionWeightGradientMatchesDense(geometryIndex: Int, rate: Double) {
+        let (g, _) = Self.geometries[geometryIndex]
+        let (frames, h, w) = (5, 9, 7)
+        let (oh, ow) = g.outputSize(height: h, width: w)
+        let x = sparse(g.inChannels * frames * h * w, rate: rate, values: [0.25, 0.5, 1], seed: UInt64(geometryIndex))
+        let gy = randomTensor([g.outChannels * frames * oh * ow], seed: 11).scalars
+        let weight = randomTensor([g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth], seed: 12)
+        var dense = Tensor(shape: weight.shape)
+        var ws = Workspace()
+        let event = x.withUnsafeBufferPointer { xp in
+            gy.withUnsafeBufferPointer { gp in
+                weight.withUnsafePointer { wp in
+                    dense.withUnsafeMutablePointer { dw in
+                        conv2dChannelMajorBackward(xp.baseAddress!, frames: frames, height: h, width: w, weight: wp,
+                                                   gradOutput: gp.baseAddress!, geometry: g, gradWeight: dw, gradInput: nil,
+                                                   workspace: &ws)
+                    }
+                }
+                return eventConv2dChannelMajorWeightGradient(xp.baseAddress!, frames: frames, height: h, width: w,
+                                                             gradOutput: gp.baseAddress!, geometry: g)
+            }
+        }
+        #expect(event.shape == dense.shape)
+        for i in dense.scalars.indices { #expect(abs(dense.scalars[i] - event.scalars[i]) <= 1e-4 * max(1, abs(dense.scalars[i]))) }
+    }
+
+    @Test(arguments: [0.0, 0.05, 0.5])
+    func linearWeightGradientMatchesDense(rate: Double) {
+        let (frames, inF, outF) = (7, 130, 48)
+        let x = Tensor(shape: [frames, inF], scalars: sparse(frames * inF, rate: rate, values: [1, 0.5, -2], seed: 4))
+        let gy = randomTensor([frames, outF], seed: 13)
+        let weight = randomTensor([outF, inF], seed: 14)
+        let dense = linearBackward(x, weight: weight, gradOutput: gy, needInputGradient: false).weight
+        let event = eventLinearWeightGradient(x, gradOutput: gy)
+        #expect(event.shape == dense.shape)
+        for i in dense.scalars.indices { #expect(abs(dense.scalars[i] - event.scalars[i]) <= 1e-4 * max(1, abs(dense.scalars[i]))) }
+    }
+
     @Test func nonzeroCountCountsEvents() {
         let x: [Float] = [0, 1, 0, -0.0, 0.25, -3, 0, 0, 1e-30]
         #expect(x.withUnsafeBufferPointer { nonzeroCount($0) } == 4)

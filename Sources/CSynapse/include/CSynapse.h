@@ -53,6 +53,28 @@ void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t s
 void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_t steps, int64_t h, int64_t w,
                             int64_t first, int64_t count, float theta, float leak, float *pooled, int64_t *counts);
 
+/// Event-driven weight gradient of a linear layer, dW = dYᵀ·X, for input features
+/// `first ..< first+count`: for every non-zero input x[f, i], row i of `dwt` gains x[f, i]·dY[f, :].
+///
+/// - `x`: `[frames, in]` (frame-major); `gy`: `[frames, out]`.
+/// - `dwt`: the transposed gradient `[in, out]`; rows of the range are overwritten.
+void sn_event_linear_weight_grad(const float *x, int64_t frames, int64_t in, const float *gy, int64_t out,
+                                 int64_t first, int64_t count, float *dwt);
+
+/// Event-driven weight gradient of a convolution for input channels `first_c ..< first_c+count_c`:
+/// every non-zero input x[c, f, iy, ix] adds x·dY[f, oy, ox, :] to the row (c, ky, kx) of `dwt` for
+/// each output pixel (oy, ox) whose tap (ky, kx) reads it.
+///
+/// - `x`: `[in_c, frames, h, w]`; `gy_last`: the output gradient channels last, `[frames, oh·ow, out_c]`.
+/// - `dwt`: the transposed gradient `[in_c·kh·kw, out_c]`; the range's rows are overwritten.
+void sn_event_conv2d_weight_grad(const float *x, int64_t frames, int64_t in_c, int64_t h, int64_t w,
+                                 const float *gy_last, int64_t out_c, int64_t kh, int64_t kw, int64_t stride,
+                                 int64_t pad, int64_t oh, int64_t ow, int64_t first_c, int64_t count_c, float *dwt);
+
+/// `[channels, frames, plane]` → `[frames, plane, channels]` for frames `first ..< first+count`.
+void sn_channels_last(const float *src, int64_t channels, int64_t frames, int64_t plane, int64_t first,
+                      int64_t count, float *dst);
+
 /// Number of non-zero values among `n` floats (the event count that chooses a layer's path).
 int64_t sn_count_nonzero(const float *x, int64_t n);
 
