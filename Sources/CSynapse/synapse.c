@@ -1,4 +1,5 @@
 #include "CSynapse.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,4 +324,107 @@ void sn_channels_last(const float *src, int64_t channels, int64_t frames, int64_
             for (int64_t p = 0; p < plane; p++) d[p * channels + c] = s[p];
         }
     }
+}
+
+// One step with the tabulated STDB surrogate; restrict parameters (through inlining) let the loop
+// vectorise, the table read becoming a gather.
+static inline __attribute__((always_inline)) void stdb_record_step(
+    int64_t len, int32_t now, const float *restrict in, float *restrict f, float *restrict s,
+    const float *restrict table, float theta, float leak, float *restrict u, float *restrict reset,
+    int32_t *restrict last) {
+#pragma clang fp contract(off)
+    for (int64_t j = 0; j < len; j++) {
+        const float v = leak * u[j] + in[j] - reset[j];
+        const float o = v > theta ? 1.0f : 0.0f;
+        s[j] = table[now - last[j]];  // Δt from the last spike strictly before this step
+        last[j] = o > 0 ? now : last[j];
+        u[j] = v;
+        reset[j] = theta * o;
+        f[j] = o;
+    }
+}
+
+SN_CLONES
+void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64_t groups, int64_t steps,
+                              int64_t block, int64_t first, int64_t count, float theta, float leak, const float *table,
+                              int32_t silent_age, float alpha, float *surrogate, float *membrane) {
+#pragma clang fp contract(off)
+    float u[TILE], reset[TILE];
+    int32_t last[TILE];
+    int64_t n = first;
+    const int64_t end = first + count;
+    while (n < end) {
+        const int64_t g = n / block, j0 = n % block;
+        int64_t len = end - n;
+        if (len > block - j0) len = block - j0;
+        if (len > TILE) len = TILE;
+        for (int64_t j = 0; j < len; j++) { u[j] = 0; reset[j] = 0; last[j] = -silent_age; }
+        for (int64_t t = 0; t < steps; t++) {
+            const int64_t off = (g * steps + t) * block + j0;
+            const float *restrict in = constant ? x + g * block + j0 : x + off;
+            float *restrict f = spikes + off;
+            float *restrict s = surrogate + off;
+            if (membrane) memcpy(membrane + off, u, (size_t)len * sizeof(float));
+            if (table) {
+                stdb_record_step(len, (int32_t)t, in, f, s, table, theta, leak, u, reset, last);
+            } else {
+                for (int64_t j = 0; j < len; j++) {
+                    const float v = leak * u[j] + in[j] - reset[j];
+                    const float o = v > theta ? 1.0f : 0.0f;
+                    const float d = 1.0f - fabsf(v / theta - 1.0f);
+                    s[j] = alpha * (d > 0 ? d : 0.0f);
+                    u[j] = v;
+                    reset[j] = theta * o;
+                    f[j] = o;
+                }
+            }
+        }
+        n += len;
+    }
+}
+
+SN_CLONES
+void sn_backward_through_time(float *g, const float *surrogate, const float *spikes, const float *membrane,
+                              int64_t groups, int64_t steps, int64_t block, int64_t first, int64_t count, float leak,
+                              double *d_theta, double *d_leak) {
+#pragma clang fp contract(off)
+    float gu[TILE];
+    double dt = 0, dl = 0;
+    int64_t n = first;
+    const int64_t end = first + count;
+    while (n < end) {
+        const int64_t grp = n / block, j0 = n % block;
+        int64_t len = end - n;
+        if (len > block - j0) len = block - j0;
+        if (len > TILE) len = TILE;
+        for (int64_t j = 0; j < len; j++) gu[j] = 0;
+        for (int64_t t = steps - 1; t >= 0; t--) {
+            const int64_t off = (grp * steps + t) * block + j0;
+            float *restrict go = g + off;
+            const float *restrict sp = surrogate + off;
+            if (spikes || membrane) {
+                // Trainable threshold or leak: the sums in order, in double.
+                for (int64_t j = 0; j < len; j++) {
+                    const float up = go[j];
+                    const float v = up * sp[j] + leak * gu[j];
+                    if (spikes) {
+                        const float prev = t > 0 ? spikes[off - block + j] : 0.0f;
+                        dt -= (double)(up * sp[j] + v * prev);
+                    }
+                    if (membrane) dl += (double)(v * membrane[off + j]);
+                    gu[j] = v;
+                    go[j] = v;
+                }
+            } else {
+                for (int64_t j = 0; j < len; j++) {
+                    const float v = go[j] * sp[j] + leak * gu[j];
+                    gu[j] = v;
+                    go[j] = v;
+                }
+            }
+        }
+        n += len;
+    }
+    if (d_theta) *d_theta += dt;
+    if (d_leak) *d_leak += dl;
 }

@@ -1,3 +1,4 @@
+import CSynapse
 import Foundation
 import TensorKit
 
@@ -112,11 +113,10 @@ public struct STDBNetwork: Sendable {
                 tape.append(.linear(input: flat))
                 x = fullyConnected(flat, layer)
             case .relu:
-                if x.timesteps != t { x = x.repeated(timesteps: t) }
                 let k = neuronIndex
                 neuronIndex += 1
-                let (sur, mem, spikes) = Self.fireRecording(&x, threshold: snn.thresholds[k], leak: leaks[k], surrogate: surrogate,
-                                                            keepState: trainThresholds || trainLeak)
+                let (sur, mem, spikes) = Self.fireRecording(&x, timesteps: t, threshold: snn.thresholds[k], leak: leaks[k],
+                                                            surrogate: surrogate, keepState: trainThresholds || trainLeak)
                 tape.append(.neuron(index: k, surrogate: sur, membrane: mem, spikes: spikes))
             case .avgpool:
                 let kernel = layer.kernel!, stride = layer.stride ?? kernel
@@ -298,63 +298,44 @@ public struct STDBNetwork: Sendable {
         }
     }
 
-    /// The engine's recurrence, also recording σ'_t for every neuron and step (and, for trainable
-    /// thresholds or leak, the membrane before the step and the spikes).
-    static func fireRecording(_ x: inout Frames, threshold θ: Float, leak: Float, surrogate: Surrogate, keepState: Bool)
-        -> (surrogate: [Float], membrane: [Float], spikes: [Float])
+    /// The engine's recurrence, replacing `x` (currents of every step, or of one step when they are
+    /// the same at every step) by the spikes of `timesteps` steps, and recording σ'_t for every
+    /// neuron and step (and, for trainable thresholds or leak, the membrane before the step and the
+    /// spikes); `sn_integrate_fire_record`.
+    static func fireRecording(_ x: inout Frames, timesteps t: Int, threshold θ: Float, leak: Float, surrogate: Surrogate,
+                              keepState: Bool) -> (surrogate: [Float], membrane: [Float], spikes: [Float])
     {
-        let (groups, t, l) = (x.groups, x.timesteps, x.blockLength)
-        var sur = [Float](repeating: 0, count: x.scalars.count)
+        let current = x
+        let constant: Int32 = current.timesteps == 1 && t > 1 ? 1 : 0
+        x = Frames(uninitializedShape: current.shape, timesteps: t, images: current.images)
+        let (groups, l) = (x.groups, x.blockLength)
+        var sur = [Float](unsafeUninitializedCapacity: x.scalars.count) { _, n in n = x.scalars.count }
         var mem = keepState ? [Float](repeating: 0, count: x.scalars.count) : []
-        x.scalars.withUnsafeMutableBufferPointer { buf in
-            sur.withUnsafeMutableBufferPointer { sb in
-                mem.withUnsafeMutableBufferPointer { mb in
-                    let frames = SharedPointer(buf.baseAddress!), surs = SharedPointer(sb.baseAddress!)
-                    let mems = keepState ? SharedPointer(mb.baseAddress!) : nil
-                    Parallel.forEach(groups * l, grain: 4096) { range in
-                        var n = range.lowerBound
-                        while n < range.upperBound {
-                            let g = n / l, j0 = n % l
-                            let len = min(range.upperBound - n, l - j0)
-                            // Δt is a whole number of steps, so α·exp(−β·Δt) comes from a table.
-                            var silentAge = 1
-                            var table: [Float] = []
-                            if case .stdb(let alpha, let beta, let age) = surrogate {
-                                silentAge = max(1, Int(age.rounded()))
-                                table = (0...(t + silentAge)).map { alpha * expf(-beta * Float($0)) }
+        // Δt is a whole number of steps, so α·exp(−β·Δt) comes from a table.
+        var silentAge = 1
+        var table: [Float] = []
+        var alpha: Float = 0
+        switch surrogate {
+        case .stdb(let a, let beta, let age):
+            silentAge = max(1, Int(age.rounded()))
+            table = (0...(t + silentAge)).map { a * expf(-beta * Float($0)) }
+        case .linear(let a):
+            alpha = a
+        }
+        current.scalars.withUnsafeBufferPointer { cur in
+            x.scalars.withUnsafeMutableBufferPointer { buf in
+                sur.withUnsafeMutableBufferPointer { sb in
+                    mem.withUnsafeMutableBufferPointer { mb in
+                        table.withUnsafeBufferPointer { tb in
+                            let input = SharedPointer(UnsafeMutablePointer(mutating: cur.baseAddress!))
+                            let spikes = SharedPointer(buf.baseAddress!), surs = SharedPointer(sb.baseAddress!)
+                            let mems = keepState ? SharedPointer(mb.baseAddress!) : nil
+                            let tab = table.isEmpty ? nil : SharedPointer(UnsafeMutablePointer(mutating: tb.baseAddress!))
+                            Parallel.forEach(groups * l, grain: 4096) { range in
+                                sn_integrate_fire_record(input.base, constant, spikes.base, Int64(groups), Int64(t), Int64(l),
+                                                         Int64(range.lowerBound), Int64(range.count), θ, leak, tab?.base,
+                                                         Int32(silentAge), alpha, surs.base, mems?.base)
                             }
-                            var u = [Float](repeating: 0, count: len)
-                            var reset = [Float](repeating: 0, count: len)
-                            var last = [Int32](repeating: Int32(-silentAge), count: len)
-                            for step in 0..<t {
-                                let off = (g * t + step) * l + j0
-                                let f = frames.base + off, s = surs.base + off
-                                if let mems { (mems.base + off).update(from: u, count: len) }
-                                switch surrogate {
-                                case .stdb:
-                                    let now = Int32(step)
-                                    for j in 0..<len {
-                                        let v = leak * u[j] + f[j] - reset[j]
-                                        let o: Float = v > θ ? 1 : 0
-                                        // Δt counts from the last spike strictly before this step.
-                                        s[j] = table[Int(now - last[j])]
-                                        if o > 0 { last[j] = now }
-                                        u[j] = v
-                                        reset[j] = θ * o
-                                        f[j] = o
-                                    }
-                                case .linear(let alpha):
-                                    for j in 0..<len {
-                                        let v = leak * u[j] + f[j] - reset[j]
-                                        let o: Float = v > θ ? 1 : 0
-                                        s[j] = alpha * max(0, 1 - abs(v / θ - 1))
-                                        u[j] = v
-                                        reset[j] = θ * o
-                                        f[j] = o
-                                    }
-                                }
-                            }
-                            n += len
                         }
                     }
                 }
@@ -373,42 +354,20 @@ public struct STDBNetwork: Sendable {
         var partialTheta = [Double](repeating: 0, count: Parallel.cores)
         var partialLeak = [Double](repeating: 0, count: Parallel.cores)
         g.scalars.withUnsafeMutableBufferPointer { buf in
-            let grads = SharedPointer(buf.baseAddress!)
             surrogate.withUnsafeBufferPointer { sb in
                 membrane.withUnsafeBufferPointer { mb in
                     spikes.withUnsafeBufferPointer { ob in
                         partialTheta.withUnsafeMutableBufferPointer { pt in
                             partialLeak.withUnsafeMutableBufferPointer { pl in
+                                let grads = SharedPointer(buf.baseAddress!)
                                 let s = SharedPointer(UnsafeMutablePointer(mutating: sb.baseAddress!))
-                                let m = mb.baseAddress.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) }
-                                let o = ob.baseAddress.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) }
+                                let m = wantLeak ? mb.baseAddress.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) } : nil
+                                let o = wantThreshold ? ob.baseAddress.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) } : nil
                                 let pts = SharedPointer(pt.baseAddress!), pls = SharedPointer(pl.baseAddress!)
                                 Parallel.forEachChunk(groups * l, grain: 4096) { chunk, range in
-                                    var dTheta: Double = 0, dLeak: Double = 0
-                                    var n = range.lowerBound
-                                    while n < range.upperBound {
-                                        let grp = n / l, j0 = n % l
-                                        let len = min(range.upperBound - n, l - j0)
-                                        var gu = [Float](repeating: 0, count: len)
-                                        for step in stride(from: t - 1, through: 0, by: -1) {
-                                            let off = (grp * t + step) * l + j0
-                                            let go = grads.base + off, sp = s.base + off
-                                            for j in 0..<len {
-                                                let upstream = go[j]
-                                                let v = upstream * sp[j] + leak * gu[j]
-                                                if wantThreshold {
-                                                    let prevSpike: Float = step > 0 ? o!.base[off - l + j] : 0
-                                                    dTheta -= Double(upstream * sp[j] + v * prevSpike)
-                                                }
-                                                if wantLeak { dLeak += Double(v * m!.base[off + j]) }
-                                                gu[j] = v
-                                                go[j] = v
-                                            }
-                                        }
-                                        n += len
-                                    }
-                                    pts.base[chunk] += dTheta
-                                    pls.base[chunk] += dLeak
+                                    sn_backward_through_time(grads.base, s.base, o?.base, m?.base, Int64(groups), Int64(t), Int64(l),
+                                                             Int64(range.lowerBound), Int64(range.count), leak,
+                                                             pts.base + chunk, pls.base + chunk)
                                 }
                             }
                         }

@@ -12,13 +12,19 @@ import CSynapse
 /// - linear `[out, in]` → `[in, out]`.
 public func eventDrivenWeights(_ weight: Tensor) -> [Float] {
     let rows = weight.shape[0], cols = weight.count / max(1, weight.shape[0])
-    var t = [Float](repeating: 0, count: weight.count)
-    weight.scalars.withUnsafeBufferPointer { w in
-        for r in 0..<rows {
-            for c in 0..<cols { t[c * rows + r] = w[r * cols + c] }
+    let block = 32  // 32×32 tiles: both the reads and the writes stay within a few cache lines per row
+    return [Float](unsafeUninitializedCapacity: weight.count) { t, n in
+        weight.scalars.withUnsafeBufferPointer { w in
+            for r0 in stride(from: 0, to: rows, by: block) {
+                for c0 in stride(from: 0, to: cols, by: block) {
+                    for r in r0..<min(rows, r0 + block) {
+                        for c in c0..<min(cols, c0 + block) { t[c * rows + r] = w[r * cols + c] }
+                    }
+                }
+            }
         }
+        n = weight.count
     }
-    return t
 }
 
 /// Event-driven convolution of channel-major frames: `input` `[inC, frames, h, w]` → `output`

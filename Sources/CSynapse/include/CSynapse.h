@@ -75,6 +75,27 @@ void sn_event_conv2d_weight_grad(const float *x, int64_t frames, int64_t in_c, i
 void sn_channels_last(const float *src, int64_t channels, int64_t frames, int64_t plane, int64_t first,
                       int64_t count, float *dst);
 
+/// `sn_integrate_fire` for training, out of place: the current is read from `x` (every step, or
+/// with `constant` one step `x[g·block + j]` for all), the spikes written to `spikes`, and the
+/// surrogate derivative σ'_t of every neuron and step into `surrogate` (both laid out as
+/// `sn_integrate_fire`'s `x`); when `membrane` is not NULL, also the potential before each step.
+///
+/// - `table` not NULL: the STDB surrogate α·exp(−β·Δt), tabulated by Δt = steps since the neuron's
+///   last spike before this step (`table_len` = steps + silent_age + 1 entries; a neuron that has
+///   not spiked counts from step −silent_age).
+/// - `table` NULL: the piecewise-linear surrogate α·max(0, 1 − |u/θ − 1|).
+void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64_t groups, int64_t steps,
+                              int64_t block, int64_t first, int64_t count, float theta, float leak, const float *table,
+                              int32_t silent_age, float alpha, float *surrogate, float *membrane);
+
+/// The spiking layer's backward pass through time for neurons `first ..< first+count`, in place:
+/// g_u[t] = g_o[t]·σ'_t + leak·g_u[t+1] replaces g_o[t] in `g` (same layout as the forward `x`).
+/// With `spikes` (o_t) and `membrane` (u before step t) not NULL, also accumulates into
+/// `d_theta` −Σ(g_o[t]·σ'_t + g_u[t]·o_{t−1}) and into `d_leak` Σ g_u[t]·u_{t−1}, in double.
+void sn_backward_through_time(float *g, const float *surrogate, const float *spikes, const float *membrane,
+                              int64_t groups, int64_t steps, int64_t block, int64_t first, int64_t count, float leak,
+                              double *d_theta, double *d_leak);
+
 /// Number of non-zero values among `n` floats (the event count that chooses a layer's path).
 int64_t sn_count_nonzero(const float *x, int64_t n);
 
