@@ -20,6 +20,8 @@ static inline __attribute__((always_inline)) void axpy(int64_t n, float a, const
 // its output row for every event, which made it load/store bound (measured: ~18 GFLOP/s a core).
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 #define BLOCK 64
+// Largest input plane (H·W) of the kernels that keep one plane's state on the stack.
+#define PLANE_MAX 4096
 
 static inline __attribute__((always_inline)) v16 load16(const float *p) { return *(const v16 *)p; }
 static inline __attribute__((always_inline)) void store16(float *p, v16 v) { *(v16 *)p = v; }
@@ -242,7 +244,6 @@ void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t s
     }
 }
 
-#define PLANE_MAX 4096
 
 SN_CLONES
 void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_t steps, int64_t h, int64_t w,
@@ -284,12 +285,55 @@ void sn_event_linear_weight_grad(const float *x, int64_t frames, int64_t in, con
     }
 }
 
+// Gather form (out_c % 64 == 0): per frame and input channel, the events are listed once; each tap's
+// 64-wide block of dW is then summed in registers over those events and added to dW once.
+static inline __attribute__((always_inline)) void conv_weight_grad_gather(
+    const float *x, int64_t frames, int64_t h, int64_t w, const float *gy_last, int64_t out_c, int64_t kh,
+    int64_t kw, int64_t stride, int64_t pad, int64_t oh, int64_t ow, int64_t first_c, int64_t count_c, float *dwt) {
+    const int64_t in_plane = h * w, plane = oh * ow;
+    int32_t iys[PLANE_MAX], ixs[PLANE_MAX];
+    float vals[PLANE_MAX];
+    for (int64_t f = 0; f < frames; f++) {
+        const float *g = gy_last + f * plane * out_c;
+        for (int64_t c = first_c; c < first_c + count_c; c++) {
+            const float *xs = x + (c * frames + f) * in_plane;
+            int64_t n = 0;
+            for (int64_t p = 0; p < in_plane; p++) {  // branch-free compaction
+                iys[n] = (int32_t)(p / w); ixs[n] = (int32_t)(p % w); vals[n] = xs[p];
+                n += xs[p] != 0.0f;
+            }
+            if (n == 0) continue;
+            for (int64_t ky = 0; ky < kh; ky++) {
+                for (int64_t kx = 0; kx < kw; kx++) {
+                    float *row = dwt + ((c * kh + ky) * kw + kx) * out_c;
+                    for (int64_t ob = 0; ob < out_c; ob += BLOCK) {
+                        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                        for (int64_t e = 0; e < n; e++) {
+                            const int64_t ny = iys[e] + pad - ky, nx = ixs[e] + pad - kx;
+                            if (ny < 0 || nx < 0 || ny % stride != 0 || nx % stride != 0) continue;
+                            const int64_t oy = ny / stride, ox = nx / stride;
+                            if (oy >= oh || ox >= ow) continue;
+                            ADD_ROW(a, vals[e], g + (oy * ow + ox) * out_c + ob);
+                        }
+                        store16(row + ob, load16(row + ob) + a0); store16(row + ob + 16, load16(row + ob + 16) + a1);
+                        store16(row + ob + 32, load16(row + ob + 32) + a2); store16(row + ob + 48, load16(row + ob + 48) + a3);
+                    }
+                }
+            }
+        }
+    }
+}
+
 SN_CLONES
 void sn_event_conv2d_weight_grad(const float *x, int64_t frames, int64_t in_c, int64_t h, int64_t w,
                                  const float *gy_last, int64_t out_c, int64_t kh, int64_t kw, int64_t stride,
                                  int64_t pad, int64_t oh, int64_t ow, int64_t first_c, int64_t count_c, float *dwt) {
     const int64_t in_plane = h * w, plane = oh * ow;
     memset(dwt + first_c * kh * kw * out_c, 0, (size_t)(count_c * kh * kw * out_c) * sizeof(float));
+    if (out_c % BLOCK == 0 && in_plane <= PLANE_MAX) {
+        conv_weight_grad_gather(x, frames, h, w, gy_last, out_c, kh, kw, stride, pad, oh, ow, first_c, count_c, dwt);
+        return;
+    }
     for (int64_t f = 0; f < frames; f++) {
         const float *g = gy_last + f * plane * out_c;
         for (int64_t c = first_c; c < first_c + count_c; c++) {
@@ -383,10 +427,22 @@ void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64
     }
 }
 
+// One backward step that only accumulates g_u over steps (the current was the same every step).
+static inline __attribute__((always_inline)) void bptt_sum_step(int64_t len, const float *restrict go,
+                                                               const float *restrict sp, float leak,
+                                                               float *restrict gu, float *restrict sum) {
+#pragma clang fp contract(off)
+    for (int64_t j = 0; j < len; j++) {
+        const float v = go[j] * sp[j] + leak * gu[j];
+        gu[j] = v;
+        sum[j] += v;
+    }
+}
+
 SN_CLONES
 void sn_backward_through_time(float *g, const float *surrogate, const float *spikes, const float *membrane,
                               int64_t groups, int64_t steps, int64_t block, int64_t first, int64_t count, float leak,
-                              double *d_theta, double *d_leak) {
+                              double *d_theta, double *d_leak, float *step_sum) {
 #pragma clang fp contract(off)
     float gu[TILE];
     double dt = 0, dl = 0;
@@ -398,6 +454,16 @@ void sn_backward_through_time(float *g, const float *surrogate, const float *spi
         if (len > block - j0) len = block - j0;
         if (len > TILE) len = TILE;
         for (int64_t j = 0; j < len; j++) gu[j] = 0;
+        if (step_sum) {
+            float *restrict sum = step_sum + grp * block + j0;
+            for (int64_t j = 0; j < len; j++) sum[j] = 0;
+            for (int64_t t = steps - 1; t >= 0; t--) {
+                const int64_t off = (grp * steps + t) * block + j0;
+                bptt_sum_step(len, g + off, surrogate + off, leak, gu, sum);
+            }
+            n += len;
+            continue;
+        }
         for (int64_t t = steps - 1; t >= 0; t--) {
             const int64_t off = (grp * steps + t) * block + j0;
             float *restrict go = g + off;

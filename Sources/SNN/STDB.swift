@@ -178,9 +178,12 @@ public struct STDBNetwork: Sendable {
                 guard let gi = r.input else { return nil }
                 g = Frames(scalars: gi.scalars, shape: input.shape, timesteps: input.timesteps, images: input.images)
             case .neuron(let k, let sur, let mem, let spikes):
+                // A spiking layer fed by a current that is the same every step needs only Σ_t g_u.
+                let sumSteps = i > 0 && !trainThresholds && !trainLeak && Self.hasOneStepInput(tape[i - 1], steps: g.timesteps)
                 let (gTheta, gLeak) = Self.backwardThroughTime(&g, surrogate: sur, membrane: mem, spikes: spikes,
                                                                threshold: snn.thresholds[k], leak: leaks[k],
-                                                               wantThreshold: trainThresholds, wantLeak: trainLeak)
+                                                               wantThreshold: trainThresholds, wantLeak: trainLeak,
+                                                               sumOverSteps: sumSteps)
                 result.thresholdGradients[k] += gTheta
                 result.leakGradients[k] += gLeak
             case .pool(let shape, let kernel, let stride):
@@ -348,9 +351,14 @@ public struct STDBNetwork: Sendable {
     /// its input current, in place, running the recurrence backwards over t. Also returns the
     /// gradients of the (shared) threshold and leak when asked:
     /// dL/dθ = Σ −(g_o[t]·σ'_t + g_u[t]·o_{t−1}),  dL/dleak = Σ g_u[t]·u_{t−1}.
+    ///
+    /// With `sumOverSteps` (no threshold or leak gradients), `g` becomes one step holding Σ_t g_u[t].
     static func backwardThroughTime(_ g: inout Frames, surrogate: [Float], membrane: [Float], spikes: [Float],
-                                    threshold: Float, leak: Float, wantThreshold: Bool, wantLeak: Bool) -> (Float, Float) {
+                                    threshold: Float, leak: Float, wantThreshold: Bool, wantLeak: Bool,
+                                    sumOverSteps: Bool = false) -> (Float, Float) {
         let (groups, t, l) = (g.groups, g.timesteps, g.blockLength)
+        var sum = sumOverSteps ? Frames(uninitializedShape: g.shape, timesteps: 1, images: g.images) : nil
+        var sumScalars = sum?.scalars ?? []
         var partialTheta = [Double](repeating: 0, count: Parallel.cores)
         var partialLeak = [Double](repeating: 0, count: Parallel.cores)
         g.scalars.withUnsafeMutableBufferPointer { buf in
@@ -364,10 +372,13 @@ public struct STDBNetwork: Sendable {
                                 let m = wantLeak ? mb.baseAddress.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) } : nil
                                 let o = wantThreshold ? ob.baseAddress.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) } : nil
                                 let pts = SharedPointer(pt.baseAddress!), pls = SharedPointer(pl.baseAddress!)
-                                Parallel.forEachChunk(groups * l, grain: 4096) { chunk, range in
-                                    sn_backward_through_time(grads.base, s.base, o?.base, m?.base, Int64(groups), Int64(t), Int64(l),
-                                                             Int64(range.lowerBound), Int64(range.count), leak,
-                                                             pts.base + chunk, pls.base + chunk)
+                                sumScalars.withUnsafeMutableBufferPointer { sb in
+                                    let sums = sumOverSteps ? SharedPointer(sb.baseAddress!) : nil
+                                    Parallel.forEachChunk(groups * l, grain: 4096) { chunk, range in
+                                        sn_backward_through_time(grads.base, s.base, o?.base, m?.base, Int64(groups), Int64(t),
+                                                                 Int64(l), Int64(range.lowerBound), Int64(range.count), leak,
+                                                                 pts.base + chunk, pls.base + chunk, sums?.base)
+                                    }
                                 }
                             }
                         }
@@ -375,7 +386,19 @@ public struct STDBNetwork: Sendable {
                 }
             }
         }
+        if sum != nil {
+            sum!.scalars = sumScalars
+            g = sum!
+        }
         return (Float(partialTheta.reduce(0, +)), Float(partialLeak.reduce(0, +)))
+    }
+
+    /// Whether a tape entry is a weighted layer whose input was one step standing for all `steps`.
+    static func hasOneStepInput(_ entry: Tape, steps: Int) -> Bool {
+        switch entry {
+        case .conv(let input), .linear(let input): input.timesteps == 1 && steps > 1
+        default: false
+        }
     }
 
     static func bytes(_ tape: [Tape]) -> Int {

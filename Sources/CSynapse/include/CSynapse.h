@@ -92,9 +92,12 @@ void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64
 /// g_u[t] = g_o[t]·σ'_t + leak·g_u[t+1] replaces g_o[t] in `g` (same layout as the forward `x`).
 /// With `spikes` (o_t) and `membrane` (u before step t) not NULL, also accumulates into
 /// `d_theta` −Σ(g_o[t]·σ'_t + g_u[t]·o_{t−1}) and into `d_leak` Σ g_u[t]·u_{t−1}, in double.
+/// With `step_sum` not NULL (and no threshold or leak sums), `g` is left as it is and Σ_t g_u[t]
+/// is written to `step_sum[g·block + j]` instead: the gradient of a current that is the same at
+/// every step (direct input's first layer).
 void sn_backward_through_time(float *g, const float *surrogate, const float *spikes, const float *membrane,
                               int64_t groups, int64_t steps, int64_t block, int64_t first, int64_t count, float leak,
-                              double *d_theta, double *d_leak);
+                              double *d_theta, double *d_leak, float *step_sum);
 
 /// Number of non-zero values among `n` floats (the event count that chooses a layer's path).
 int64_t sn_count_nonzero(const float *x, int64_t n);
