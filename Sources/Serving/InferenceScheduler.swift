@@ -9,15 +9,22 @@ import TensorKit
 /// spreads each batch over all cores.
 ///
 /// Dynamic batching: requests for the same model version and time-step budget are merged into one
-/// engine call of up to `maxBatchSize` images. A batch starts when it is full or when its oldest
-/// image has waited `maxQueueDelay`, so a lone request pays at most that much extra latency. The
-/// queue is bounded; when full, `submit` fails at once (the API answers 429).
+/// engine call of up to `maxBatchSize` images. The batch size is chosen from the load: a batch
+/// starts as soon as as many images wait as the previous batch held (so a lone client never waits
+/// for company, and under load batches keep their size instead of splitting into halves that run
+/// while the cores serve HTTP), when it is full, or when its oldest image has waited
+/// `maxQueueDelay`. The queue is bounded; when full, `submit` fails at once (the API answers 429).
 public final class InferenceScheduler: Sendable {
     public struct Configuration: Sendable {
         /// Most images in one engine call. Default 32.
         public var maxBatchSize = 32
-        /// Longest a request waits for others to share its batch. Default 2 ms.
+        /// Longest a request waits for others to share its batch. Default 2 ms. A request waits only
+        /// while the previous batch was larger than what is queued (load just fell, or a burst is
+        /// still arriving); a lone client's requests start at once.
         public var maxQueueDelay: Duration = .milliseconds(2)
+        /// Images a batch waits for (up to `maxQueueDelay`) before it starts. Default nil: the size
+        /// of the previous batch, which follows the load.
+        public var preferredBatchSize: Int?
         /// Most images waiting at once; beyond it requests are refused. Default 512.
         public var maxQueuedImages = 512
         public init() {}
@@ -74,6 +81,8 @@ public final class InferenceScheduler: Sendable {
         var queues: [Key: [Pending]] = [:]
         var queued = 0
         var stopped = false
+        /// Size of the batch most recently started: how many images the load brings per batch.
+        var lastBatchSize = 1
     }
 
     public let configuration: Configuration
@@ -128,28 +137,40 @@ public final class InferenceScheduler: Sendable {
         wakeup.signal()
     }
 
+    /// What the worker does next.
+    enum Decision {
+        case run([Pending], Key)
+        /// Sleep until woken by a new image, or until the oldest image is due (nil: no image waits).
+        case sleep(seconds: Double?)
+        case stop
+    }
+
     /// Picks the key whose oldest image has waited longest; returns its batch once it is full or
     /// old enough, else how long to sleep before it will be.
     func nextBatch() -> (batch: [Pending], key: Key)? {
         while true {
-            let decision: (batch: [Pending], key: Key)?? = state.withLock { s in
-                if s.stopped { return .some(nil) }
-                guard let (key, items) = s.queues.min(by: { $0.value[0].enqueued < $1.value[0].enqueued }) else { return nil }
+            let decision: Decision = state.withLock { s in
+                if s.stopped { return .stop }
+                guard let (key, items) = s.queues.min(by: { $0.value[0].enqueued < $1.value[0].enqueued }) else {
+                    return .sleep(seconds: nil)
+                }
                 let age = ContinuousClock.now - items[0].enqueued
-                if items.count >= configuration.maxBatchSize || age >= configuration.maxQueueDelay {
+                let expected = min(configuration.maxBatchSize, configuration.preferredBatchSize ?? s.lastBatchSize)
+                if items.count >= expected || age >= configuration.maxQueueDelay {
                     let take = Array(items.prefix(configuration.maxBatchSize))
                     let rest = Array(items.dropFirst(take.count))
                     s.queues[key] = rest.isEmpty ? nil : rest
                     s.queued -= take.count
-                    return .some((take, key))
+                    s.lastBatchSize = take.count
+                    return .run(take, key)
                 }
-                return nil
+                return .sleep(seconds: (configuration.maxQueueDelay - age).seconds)
             }
             switch decision {
-            case .some(let ready): return ready
-            case .none:
-                // Nothing ready: sleep until woken by a new image or until the oldest is due.
-                _ = wakeup.wait(timeout: .now() + .microseconds(Int(configuration.maxQueueDelay.seconds * 1e6) + 50))
+            case .run(let batch, let key): return (batch, key)
+            case .stop: return nil
+            case .sleep(nil): wakeup.wait()
+            case .sleep(let seconds?): _ = wakeup.wait(timeout: .now() + .microseconds(Int(seconds * 1e6) + 1))
             }
         }
     }

@@ -49,11 +49,22 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest dynamic batch.")
     var maxBatchSize = 32
 
-    @Option(help: "Longest wait, in milliseconds, for a batch to fill.")
+    @Option(help: "Longest wait, in milliseconds, for a batch to reach its expected size.")
     var maxQueueDelayMs = 2.0
+
+    @Option(help: "Images a batch waits for (default: as many as the previous batch held, which follows the load).")
+    var preferredBatchSize: Int?
 
     @Option(help: "Most images queued before requests are refused with 429.")
     var maxQueuedImages = 512
+
+    func validate() throws {
+        guard maxBatchSize >= 1 else { throw ValidationError("--max-batch-size must be at least 1") }
+        guard maxQueueDelayMs >= 0, maxQueueDelayMs <= 60_000 else { throw ValidationError("--max-queue-delay-ms must be in 0...60000") }
+        if let p = preferredBatchSize, !(1...maxBatchSize).contains(p) {
+            throw ValidationError("--preferred-batch-size must be in 1...\(maxBatchSize) (--max-batch-size)")
+        }
+    }
 
     func run() async throws { try await serve() }
 
@@ -75,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         var batching = InferenceScheduler.Configuration()
         batching.maxBatchSize = maxBatchSize
         batching.maxQueueDelay = .microseconds(Int(maxQueueDelayMs * 1000))
+        batching.preferredBatchSize = preferredBatchSize
         batching.maxQueuedImages = maxQueuedImages
         var jobs = JobManager.Configuration(stateDirectory: stateDir ?? modelsDir + "/.spikeserve",
                                             dataRoot: dataRoot ?? env["SPIKESERVE_DATA_ROOT"])

@@ -124,9 +124,24 @@ import Testing
         #expect(!refused.isEmpty && refused.allSatisfy { $0.1 == "1" })
     }
 
+    /// A lone request never waits for company: with an hour-long queue delay it still completes,
+    /// because the previous batch (none yet, then this one) held a single image.
+    @Test func loneRequestStartsAtOnce() async throws {
+        var batching = InferenceScheduler.Configuration()
+        batching.maxQueueDelay = .seconds(3600)
+        let server = try await TestServer(batching: batching)
+        defer { Task { await server.stop() } }
+        for _ in 0..<3 {
+            let r = try await curl(["--max-time", "60", "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
+                                    server.base + "/v1/models/tiny/classify"])
+            #expect(r.status == 200)
+        }
+    }
+
     @Test func concurrentRequestsAreBatched() async throws {
         var batching = InferenceScheduler.Configuration()
         batching.maxQueueDelay = .milliseconds(50)
+        batching.preferredBatchSize = 8
         let server = try await TestServer(batching: batching)
         defer { Task { await server.stop() } }
         let url = server.base + "/v1/models/tiny/classify"
