@@ -110,19 +110,36 @@ public struct Frames: Sendable {
     /// The sum over steps, as one step: the gradient of a current that is the same at every step.
     public func summedOverSteps() -> Frames {
         var out = Frames(shape: shape, timesteps: 1, images: images)
-        let (g, t, l) = (groups, timesteps, blockLength)
+        let (t, l) = (timesteps, blockLength)
         scalars.withUnsafeBufferPointer { src in
             out.scalars.withUnsafeMutableBufferPointer { dst in
-                for group in 0..<g {
-                    let d = dst.baseAddress! + group * l
-                    for step in 0..<t {
-                        let s = src.baseAddress! + (group * t + step) * l
-                        for j in 0..<l { d[j] += s[j] }
+                let s = SharedPointer(UnsafeMutablePointer(mutating: src.baseAddress!)), d = SharedPointer(dst.baseAddress!)
+                Parallel.forEach(groups * l, grain: 4096) { range in
+                    Self.forEachSegment(range, blockLength: l) { g, j0, len in
+                        let out = d.base + g * l + j0
+                        for step in 0..<t {
+                            let block = s.base + (g * t + step) * l + j0
+                            for j in 0..<len { out[j] += block[j] }
+                        }
                     }
                 }
             }
         }
         return out
+    }
+
+    /// Splits a range of neuron indices (group-major, groups × `blockLength`) at group boundaries:
+    /// calls `body(group, first index in the block, count)` for each piece.
+    @inline(__always)
+    public static func forEachSegment(_ range: Range<Int>, blockLength l: Int,
+                                      _ body: (_ group: Int, _ first: Int, _ count: Int) -> Void) {
+        var n = range.lowerBound
+        while n < range.upperBound {
+            let g = n / l, j0 = n % l
+            let len = min(range.upperBound - n, l - j0)
+            body(g, j0, len)
+            n += len
+        }
     }
 
     /// Moves every block one step later in time; step 0 becomes zero (the reference code's lag).

@@ -124,7 +124,7 @@ public struct STDBNetwork: Sendable {
                 x = SpikingEngine.pool(x, kernel: kernel, stride: stride)
             case .dropout:
                 guard let p = layer.p, p > 0 else { tape.append(.none); continue }
-                let mask = dropoutMask(count: x.groups * x.blockLength, probability: p, generator: &generator)
+                let mask = parallelDropoutMask(count: x.groups * x.blockLength, probability: p, generator: &generator)
                 Self.applyPerImageMask(&x, mask)
                 tape.append(.dropout(mask: mask))
             case .flatten:
@@ -288,13 +288,16 @@ public struct STDBNetwork: Sendable {
 
     /// Multiplies every step's block by the same per-image mask (dropout held fixed over time).
     static func applyPerImageMask(_ x: inout Frames, _ mask: [Float]) {
-        let (groups, t, l) = (x.groups, x.timesteps, x.blockLength)
+        let (t, l, groups) = (x.timesteps, x.blockLength, x.groups)
         x.scalars.withUnsafeMutableBufferPointer { buf in
             mask.withUnsafeBufferPointer { m in
-                for g in 0..<groups {
-                    for step in 0..<t {
-                        let f = buf.baseAddress! + (g * t + step) * l, mm = m.baseAddress! + g * l
-                        for j in 0..<l { f[j] *= mm[j] }
+                let f = SharedPointer(buf.baseAddress!), mm = SharedPointer(UnsafeMutablePointer(mutating: m.baseAddress!))
+                Parallel.forEach(groups * l, grain: 4096) { range in
+                    Frames.forEachSegment(range, blockLength: l) { g, j0, len in
+                        for step in 0..<t {
+                            let block = f.base + (g * t + step) * l + j0, mk = mm.base + g * l + j0
+                            for j in 0..<len { block[j] *= mk[j] }
+                        }
                     }
                 }
             }

@@ -28,6 +28,27 @@ public func dropoutMask(count: Int, probability p: Float, generator: inout Seede
     return mask
 }
 
+/// A dropout mask like `dropoutMask`, drawn in parallel: one value is taken from `generator`, and
+/// each block of 65,536 entries has its own generator seeded from it and the block's index, so the
+/// mask depends on the seed and `count` only, not on the number of cores. (Its values differ from
+/// `dropoutMask`'s for the same seed.)
+public func parallelDropoutMask(count: Int, probability p: Float, generator: inout SeededGenerator) -> [Float] {
+    precondition(p >= 0 && p < 1, "dropout probability must be in [0, 1)")
+    let keep = 1 / (1 - p)
+    let base = generator.next()
+    let block = 1 << 16
+    return [Float](unsafeUninitializedCapacity: count) { buffer, n in
+        let out = SharedPointer(buffer.baseAddress!)
+        Parallel.forEach((count + block - 1) / block) { blocks in
+            for b in blocks {
+                var rng = SeededGenerator(seed: base ^ (UInt64(b) &* 0x9E37_79B9_7F4A_7C15))
+                for i in (b * block)..<min(count, (b + 1) * block) { out.base[i] = rng.nextUnitFloat() >= p ? keep : 0 }
+            }
+        }
+        n = count
+    }
+}
+
 /// x ⊙ mask: the dropout forward pass; the backward pass is the same product with the gradient.
 public func multiply(_ x: Tensor, mask: [Float]) -> Tensor {
     precondition(mask.count == x.count)
