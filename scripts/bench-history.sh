@@ -19,7 +19,7 @@ for c in "$@"; do
   id=$(git rev-parse --short "$c")
   wt=$root/.build-history/wt-$id
   [ -d "$wt" ] || git worktree add -q --detach "$wt" "$id"
-  (cd "$wt" && swift build -c release --product spikeserve --scratch-path "$root/.build-history/build-$id" >/dev/null)
+  (cd "$wt" && swift build -c release --product spikeserve --scratch-path "$root/.build-history/build-$id" >"$root/.build-history/build-$id.log" 2>&1) || { cat "$root/.build-history/build-$id.log" >&2; exit 1; }
   bins+=("$id:$root/.build-history/build-$id/release/spikeserve")
 done
 out=$(mktemp -d)

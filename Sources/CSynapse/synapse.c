@@ -494,3 +494,36 @@ void sn_backward_through_time(float *g, const float *surrogate, const float *spi
     if (d_theta) *d_theta += dt;
     if (d_leak) *d_leak += dl;
 }
+
+SN_CLONES
+void sn_fold_images(const float *columns, int64_t images, int64_t image_stride, int64_t channel_stride, int64_t h,
+                    int64_t w, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t oh, int64_t ow,
+                    int64_t first_c, int64_t count_c, float *dst) {
+    const int64_t plane = oh * ow, row_length = images * plane;
+    for (int64_t c = first_c; c < first_c + count_c; c++) {
+        for (int64_t ky = 0; ky < kh; ky++) {
+            for (int64_t kx = 0; kx < kw; kx++) {
+                const float *src = columns + ((c * kh + ky) * kw + kx) * row_length;
+                // Output columns ox whose input column ix = ox·stride − pad + kx lies inside the image.
+                int64_t lo = 0, hi = ow;
+                while (lo < ow && lo * stride - pad + kx < 0) lo++;
+                while (hi > lo && (hi - 1) * stride - pad + kx >= w) hi--;
+                for (int64_t i = 0; i < images; i++) {
+                    float *img = dst + i * image_stride + c * channel_stride;
+                    const float *s = src + i * plane;
+                    for (int64_t oy = 0; oy < oh; oy++) {
+                        const int64_t iy = oy * stride - pad + ky;
+                        if (iy < 0 || iy >= h) continue;
+                        float *restrict d = img + iy * w + (lo * stride - pad + kx);
+                        const float *restrict r = s + oy * ow + lo;
+                        if (stride == 1) {
+                            for (int64_t k = 0; k < hi - lo; k++) d[k] += r[k];
+                        } else {
+                            for (int64_t k = 0; k < hi - lo; k++) d[k * stride] += r[k];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import CSynapse
 import NativeBridge
 
 // Channel-major ("CNHW") convolution for the SNN engine. An SNN simulates T·b frames per layer;
@@ -45,28 +46,18 @@ func unfoldImages(
 }
 
 /// The adjoint of `unfoldImages`: accumulates columns back into the images. Chunks own whole
-/// input channels, so no two chunks add into the same pixel.
+/// input channels, so no two chunks add into the same pixel (`sn_fold_images`).
 func foldImages(
     _ columns: UnsafePointer<Float>, images: Int, imageStride: Int, channelStride: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, into gradInput: UnsafeMutablePointer<Float>
 ) {
     let (oh, ow) = g.outputSize(height: h, width: w)
-    let plane = oh * ow
-    let rowLength = images * plane
     let dst = SharedPointer(gradInput)
     let cols = SharedPointer(UnsafeMutablePointer(mutating: columns))
-    let taps = g.kernelHeight * g.kernelWidth
     Parallel.forEach(g.inChannels) { channels in
-        for c in channels {
-            for tap in 0..<taps {
-                let ky = tap / g.kernelWidth, kx = tap % g.kernelWidth
-                let srcRow = cols.base + (c * taps + tap) * rowLength
-                for i in 0..<images {
-                    foldPlane(srcRow + i * plane, height: h, width: w, ky: ky, kx: kx, geometry: g, outHeight: oh, outWidth: ow,
-                              into: dst.base + i * imageStride + c * channelStride)
-                }
-            }
-        }
+        sn_fold_images(cols.base, Int64(images), Int64(imageStride), Int64(channelStride), Int64(h), Int64(w),
+                       Int64(g.kernelHeight), Int64(g.kernelWidth), Int64(g.stride), Int64(g.padding), Int64(oh), Int64(ow),
+                       Int64(channels.lowerBound), Int64(channels.count), dst.base)
     }
 }
 
@@ -92,29 +83,6 @@ func unfoldPlane(_ src: UnsafeMutablePointer<Float>, height h: Int, width w: Int
             for ox in 0..<ow {
                 let ix = ox * g.stride - g.padding + kx
                 d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
-            }
-        }
-    }
-}
-
-/// Adds the `oh×ow` taps (ky, kx) back onto one input plane (the adjoint of `unfoldPlane`).
-@inline(__always)
-func foldPlane(_ src: UnsafeMutablePointer<Float>, height h: Int, width w: Int, ky: Int, kx: Int,
-               geometry g: Conv2DGeometry, outHeight oh: Int, outWidth ow: Int, into dst: UnsafeMutablePointer<Float>) {
-    for oy in 0..<oh {
-        let iy = oy * g.stride - g.padding + ky
-        if iy < 0 || iy >= h { continue }
-        let d = dst + iy * w
-        let sr = src + oy * ow
-        if g.stride == 1 {
-            let lo = max(0, g.padding - kx), hi = min(ow, w + g.padding - kx)
-            if hi <= lo { continue }
-            let dd = d + (lo - g.padding + kx)
-            for ox in 0..<(hi - lo) { dd[ox] += sr[lo + ox] }
-        } else {
-            for ox in 0..<ow {
-                let ix = ox * g.stride - g.padding + kx
-                if ix >= 0 && ix < w { d[ix] += sr[ox] }
             }
         }
     }

@@ -99,6 +99,13 @@ void sn_backward_through_time(float *g, const float *surrogate, const float *spi
                               int64_t groups, int64_t steps, int64_t block, int64_t first, int64_t count, float leak,
                               double *d_theta, double *d_leak, float *step_sum);
 
+/// col2im for channels `first_c ..< first_c+count_c`: adds the columns of `images` images back onto
+/// their pixels (image i, channel c at `dst + i·image_stride + c·channel_stride`, h×w). `columns` is
+/// `[c·kh·kw, images·oh·ow]`, row (c, ky, kx) holding tap (ky, kx) of every output pixel.
+void sn_fold_images(const float *columns, int64_t images, int64_t image_stride, int64_t channel_stride, int64_t h,
+                    int64_t w, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t oh, int64_t ow,
+                    int64_t first_c, int64_t count_c, float *dst);
+
 /// Number of non-zero values among `n` floats (the event count that chooses a layer's path).
 int64_t sn_count_nonzero(const float *x, int64_t n);
 
