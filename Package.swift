@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "SNN", "Imaging", "HTTPServer",
+                "SNN", "Imaging", "HTTPServer", "NativeBridge",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -55,12 +55,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Images a batch waits for (default: as many as the previous batch held, which follows the load).")
     var preferredBatchSize: Int?
 
+    @Option(help: "Inference threads, each running batches on its share of the cores (default 1).")
+    var inferenceWorkers: Int?
+
     @Option(help: "Most images queued before requests are refused with 429.")
     var maxQueuedImages = 512
 
     func validate() throws {
         guard maxBatchSize >= 1 else { throw ValidationError("--max-batch-size must be at least 1") }
         guard maxQueueDelayMs >= 0, maxQueueDelayMs <= 60_000 else { throw ValidationError("--max-queue-delay-ms must be in 0...60000") }
+        if let w = inferenceWorkers, !(1...256).contains(w) { throw ValidationError("--inference-workers must be in 1...256") }
         if let p = preferredBatchSize, !(1...maxBatchSize).contains(p) {
             throw ValidationError("--preferred-batch-size must be in 1...\(maxBatchSize) (--max-batch-size)")
         }
@@ -87,6 +91,7 @@ struct ServeCommand: AsyncParsableCommand {
         batching.maxBatchSize = maxBatchSize
         batching.maxQueueDelay = .microseconds(Int(maxQueueDelayMs * 1000))
         batching.preferredBatchSize = preferredBatchSize
+        if let inferenceWorkers { batching.workers = inferenceWorkers }
         batching.maxQueuedImages = maxQueuedImages
         var jobs = JobManager.Configuration(stateDirectory: stateDir ?? modelsDir + "/.spikeserve",
                                             dataRoot: dataRoot ?? env["SPIKESERVE_DATA_ROOT"])
