@@ -23,8 +23,9 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 // Largest input plane (H·W) of the kernels that keep one plane's state on the stack.
 #define PLANE_MAX 4096
 
-static inline __attribute__((always_inline)) v16 load16(const float *p) { return *(const v16 *)p; }
-static inline __attribute__((always_inline)) void store16(float *p, v16 v) { *(v16 *)p = v; }
+// Macros, not functions: a function returning a 64-byte vector has a different ABI per target.
+#define load16(p) (*(const v16 *)(p))
+#define store16(p, v) (*(v16 *)(p) = (v))
 
 // acc[0..3] += v · w[0..63]
 #define ADD_ROW(acc, v, w)                                                         \
