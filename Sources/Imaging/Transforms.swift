@@ -60,32 +60,92 @@ extension Image {
         return Image(width: cw, height: ch, channels: channels, pixels: out)
     }
 
-    /// Bilinear resize with pixel centres aligned (as PIL and OpenCV's INTER_LINEAR without
-    /// antialiasing): output pixel x samples source coordinate (x + 0.5)·sw/dw − 0.5, clamped.
+    /// Resizes with a bilinear (triangle) filter whose support grows with the reduction, as PIL's
+    /// `Image.resize(size, Image.BILINEAR)` does: output pixel x covers source coordinates
+    /// (x + 0.5)·s ± max(s, 1) for scale s = source/target, weighted by 1 − |d|/max(s, 1). Upscaling
+    /// is plain bilinear interpolation; downscaling averages every source pixel under the output
+    /// pixel, so thin strokes survive (point-sampling bilinear dropped the strokes of a 560×560 digit
+    /// that fell between samples). Horizontal pass first, then vertical, each in PIL's 22-bit fixed
+    /// point with rounding, so results equal PIL's (tests compare against committed PIL outputs).
     public func resized(width dw: Int, height dh: Int) -> Image {
         if dw == width && dh == height { return self }
-        var out = [UInt8](repeating: 0, count: dw * dh * channels)
-        let sx = Float(width) / Float(dw), sy = Float(height) / Float(dh)
-        for y in 0..<dh {
-            let fy = max(0, min(Float(height - 1), (Float(y) + 0.5) * sy - 0.5))
-            let y0 = Int(fy), y1 = min(height - 1, y0 + 1)
-            let wy = fy - Float(y0)
+        var image = self
+        if dw != width { image = image.resampledHorizontally(to: dw) }
+        if dh != height { image = image.resampledVertically(to: dh) }
+        return image
+    }
+
+    /// One output pixel's source range and fixed-point weights (sum ≈ 2²²).
+    struct Taps {
+        var first: [Int]
+        var count: [Int]
+        var weights: [[Int64]]
+    }
+
+    static let precisionBits = 22
+
+    /// PIL's coefficient layout for a bilinear filter from `inSize` to `outSize` samples.
+    static func bilinearTaps(from inSize: Int, to outSize: Int) -> Taps {
+        let scale = Double(inSize) / Double(outSize)
+        let filterScale = max(scale, 1)
+        let support = 1.0 * filterScale
+        let inverse = 1.0 / filterScale
+        var taps = Taps(first: [], count: [], weights: [])
+        for x in 0..<outSize {
+            let center = (Double(x) + 0.5) * scale
+            let lo = max(Int(center - support + 0.5), 0)
+            let hi = min(Int(center + support + 0.5), inSize)
+            var w = (lo..<hi).map { j -> Double in
+                let d = abs((Double(j) - center + 0.5) * inverse)
+                return d < 1 ? 1 - d : 0
+            }
+            let total = w.reduce(0, +)
+            if total != 0 { w = w.map { $0 / total } }
+            taps.first.append(lo)
+            taps.count.append(hi - lo)
+            // Round half away from zero, as PIL does before its integer accumulation.
+            taps.weights.append(w.map { Int64(($0 * Double(1 << precisionBits)).rounded(.toNearestOrAwayFromZero)) })
+        }
+        return taps
+    }
+
+    @inline(__always)
+    static func fixedToByte(_ sum: Int64) -> UInt8 {
+        UInt8(clamping: sum >> Int64(precisionBits))
+    }
+
+    func resampledHorizontally(to dw: Int) -> Image {
+        let taps = Self.bilinearTaps(from: width, to: dw)
+        var out = [UInt8](repeating: 0, count: dw * height * channels)
+        let half = Int64(1) << Int64(Self.precisionBits - 1)
+        for y in 0..<height {
+            let row = y * width * channels
             for x in 0..<dw {
-                let fx = max(0, min(Float(width - 1), (Float(x) + 0.5) * sx - 0.5))
-                let x0 = Int(fx), x1 = min(width - 1, x0 + 1)
-                let wx = fx - Float(x0)
+                let w = taps.weights[x], first = taps.first[x]
                 for c in 0..<channels {
-                    let p00 = Float(pixels[(y0 * width + x0) * channels + c])
-                    let p01 = Float(pixels[(y0 * width + x1) * channels + c])
-                    let p10 = Float(pixels[(y1 * width + x0) * channels + c])
-                    let p11 = Float(pixels[(y1 * width + x1) * channels + c])
-                    let top = p00 + (p01 - p00) * wx
-                    let bottom = p10 + (p11 - p10) * wx
-                    out[(y * dw + x) * channels + c] = UInt8(max(0, min(255, (top + (bottom - top) * wy).rounded())))
+                    var sum = half
+                    for k in 0..<taps.count[x] { sum += Int64(pixels[row + (first + k) * channels + c]) * w[k] }
+                    out[(y * dw + x) * channels + c] = Self.fixedToByte(sum)
                 }
             }
         }
-        return Image(width: dw, height: dh, channels: channels, pixels: out)
+        return Image(width: dw, height: height, channels: channels, pixels: out)
+    }
+
+    func resampledVertically(to dh: Int) -> Image {
+        let taps = Self.bilinearTaps(from: height, to: dh)
+        let rowLength = width * channels
+        var out = [UInt8](repeating: 0, count: dh * rowLength)
+        let half = Int64(1) << Int64(Self.precisionBits - 1)
+        for y in 0..<dh {
+            let w = taps.weights[y], first = taps.first[y]
+            for i in 0..<rowLength {
+                var sum = half
+                for k in 0..<taps.count[y] { sum += Int64(pixels[(first + k) * rowLength + i]) * w[k] }
+                out[y * rowLength + i] = Self.fixedToByte(sum)
+            }
+        }
+        return Image(width: width, height: dh, channels: channels, pixels: out)
     }
 
     /// Channel count, center crop and resize so the image matches `spec`'s geometry (still 8-bit, HWC).
