@@ -41,7 +41,8 @@ public enum ImageDecoder {
     /// pixel memory is allocated, so a tiny file claiming a huge image costs nothing.
     public static let defaultMaxPixels = 40_000_000
 
-    /// Decodes JPEG or PNG bytes. `grayscale` picks 1 output channel, otherwise 3.
+    /// Decodes JPEG or PNG bytes as a viewer shows them (EXIF orientation applied). `grayscale`
+    /// picks 1 output channel, otherwise 3.
     public static func decode(_ bytes: [UInt8], grayscale: Bool = false, maxPixels: Int = defaultMaxPixels) throws(ImageDecodingError) -> Image {
         if bytes.isEmpty { throw ImageDecodingError(kind: .empty, message: "empty image data") }
         guard let format = ImageFormat.detect(bytes) else {
@@ -67,6 +68,7 @@ public enum ImageDecoder {
         defer { sn_free(raw) }
         let count = Int(result.width) * Int(result.height) * Int(result.channels)
         let pixels = [UInt8](UnsafeBufferPointer(start: raw, count: count))
-        return Image(width: Int(result.width), height: Int(result.height), channels: Int(result.channels), pixels: pixels)
+        let stored = Image(width: Int(result.width), height: Int(result.height), channels: Int(result.channels), pixels: pixels)
+        return stored.oriented(ExifOrientation.read(bytes, format: format))
     }
 }

@@ -124,6 +124,21 @@ import Testing
         #expect(!refused.isEmpty && refused.allSatisfy { $0.1 == "1" })
     }
 
+    /// A phone photo stored sideways (the seven rotated 90° counter-clockwise, EXIF Orientation 6)
+    /// is classified as a viewer shows it, by the shipped model.
+    @Test func exifOrientationIsAppliedBeforeClassifying() async throws {
+        let models = FileManager.default.temporaryDirectory.appendingPathComponent("models-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/Models/mnist-cnn", toPath: models + "/mnist-cnn")
+        let server = try await TestServer(models: models)
+        defer { Task { await server.stop() } }
+        let r = try await curl(["-H", "Content-Type: image/jpeg", "--data-binary", "@" + fixture("seven-exif6.jpg"),
+                                server.base + "/v1/models/mnist-cnn/classify?timesteps=8"])
+        #expect(r.status == 200)
+        let top = ((r.json["results"] as? [[String: Any]])?.first?["predictions"] as? [[String: Any]])?.first
+        #expect(top?["label"] as? String == "7", "\(String(decoding: r.body, as: UTF8.self))")
+    }
+
     /// A lone request never waits for company: with an hour-long queue delay it still completes,
     /// because the previous batch (none yet, then this one) held a single image.
     @Test func loneRequestStartsAtOnce() async throws {

@@ -56,4 +56,10 @@ void sn_keep_large_allocations(void);
 void sn_set_thread_core_limit(int cores);
 int sn_get_thread_core_limit(void);
 
+/// The EXIF Orientation tag (1–8) of `data`: a whole JPEG file (libexif finds its APP1 "Exif"
+/// segment) or an EXIF block (a PNG eXIf chunk's TIFF data, with or without the "Exif\0\0" header).
+/// Returns 1 (as stored) when there is no EXIF, no Orientation tag, or the block is malformed:
+/// a bad Exif block is never an error.
+int sn_exif_orientation(const uint8_t *data, size_t length, int is_tiff);
+
 #endif
