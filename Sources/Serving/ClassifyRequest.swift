@@ -46,10 +46,7 @@ struct ClassifyRequest {
                 guard let entry = item as? [String: Any], let b64 = entry["b64"] as? String else {
                     throw .badRequest("images[\(i)] needs a \"b64\" string")
                 }
-                guard let data = Data(base64Encoded: b64, options: .ignoreUnknownCharacters) else {
-                    throw .badRequest("images[\(i)].b64 is not valid base64", code: "invalid_image")
-                }
-                r.images.append([UInt8](data))
+                r.images.append(try ImageBase64.decode(b64, field: "images[\(i)].b64"))
             }
             for name in parameterNames {
                 guard let v = object[name] else { continue }
