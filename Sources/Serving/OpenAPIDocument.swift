@@ -81,7 +81,7 @@ enum OpenAPIDocument {
         "multipart/form-data": {"schema": {"allOf": [{"$ref": "#/components/schemas/ClassifyParameters"}, {"type": "object", "required": ["image"],
           "properties": {"image": {"type": "array", "items": {"type": "string", "format": "binary"}}}}]}},
         "application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/ClassifyParameters"}, {"type": "object", "required": ["images"],
-          "properties": {"images": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["b64"], "properties": {"b64": {"type": "string", "description": "The image file in base64 (standard or URL-safe alphabet, padding optional), or a data: URI such as data:image/jpeg;base64,..."}}}}}}]}}}}
+          "properties": {"images": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["b64"], "properties": {"b64": {"type": "string", "contentEncoding": "base64", "description": "The image file in base64 (standard or URL-safe alphabet, padding optional), or a data: URI such as data:image/jpeg;base64,..."}}}}}}]}}}}
     }
   },
   "paths": {
