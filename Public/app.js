@@ -90,7 +90,9 @@ async function classify() {
 function show(body) {
   const result = body.results[0];
   $('result-panel').hidden = false;
-  $('prediction').textContent = result.predictions[0].label;
+  $('prediction').textContent = result.decided === false
+    ? `undecided at T=${body.timesteps}: the output potentials are equal; use more time steps`
+    : result.predictions[0].label;
   const bars = $('bars');
   bars.innerHTML = '';
   for (const p of result.predictions) {

@@ -8,13 +8,15 @@ public enum Evaluator {
         public var imagesPerSecond: Double
         public var spikeRates: [Double]
         public var synapticOpsPerImage: Double
+        /// Images whose output potentials decided nothing (counted as wrong).
+        public var undecided: Int
     }
 
     public static func evaluateSNN(_ model: Model, on data: ImageSet, timesteps: Int, batchSize: Int = 100,
                                    lagged: Bool = false, seed: UInt64 = 0) throws -> SNNReport {
         var engine = try SpikingEngine(model: model)
         var rng = SeededGenerator(seed: 0)
-        var correct = 0
+        var correct = 0, undecided = 0
         var layerSpikes: [Double] = []
         var layerNeurons: [Int] = []
         var ops = 0.0
@@ -24,7 +26,9 @@ public enum Evaluator {
             let (x, labels) = data.batch(indices, generator: &rng)
             let r = engine.run(x, options: .init(timesteps: timesteps, seeds: indices.map { UInt64($0) &+ seed &* 1_000_003 },
                                                  lagged: lagged))
-            correct += zip(r.predictions, labels).filter { $0 == $1 }.count
+            let decisions = r.decisions
+            correct += zip(decisions, labels).filter { $0 == $1 }.count
+            undecided += decisions.filter { $0 == nil }.count
             if layerSpikes.isEmpty { layerSpikes = [Double](repeating: 0, count: r.layerSpikes.count) }
             for (i, s) in r.layerSpikes.enumerated() { layerSpikes[i] += Double(s) }
             layerNeurons = r.layerNeurons
@@ -33,7 +37,8 @@ public enum Evaluator {
         let seconds = nowSeconds() - start
         let n = Double(max(1, data.count))
         let rates = zip(layerSpikes, layerNeurons).map { $0 / (Double($1) * Double(timesteps) * n) }
-        return SNNReport(accuracy: Double(correct) / n, imagesPerSecond: n / seconds, spikeRates: rates, synapticOpsPerImage: ops / n)
+        return SNNReport(accuracy: Double(correct) / n, imagesPerSecond: n / seconds, spikeRates: rates, synapticOpsPerImage: ops / n,
+                         undecided: undecided)
     }
 
     public static func evaluateANN(_ model: Model, on data: ImageSet, batchSize: Int = 100) -> (accuracy: Double, imagesPerSecond: Double) {

@@ -111,6 +111,20 @@ public struct SpikingEngine: Sendable {
             return zip(layerSpikes, layerNeurons).map { Double($0) / Double(max(1, $1 * timesteps * images)) }
         }
 
+        /// Each image's class, or nil when its output potentials carry no decision: the largest
+        /// potential is shared by several classes (all equal when the output layer received
+        /// nothing, as at T = 1 for networks whose deepest spiking layer has not fired yet).
+        public var decisions: [Int?] {
+            let k = potentials.shape[1]
+            return (0..<potentials.shape[0]).map { b in
+                let row = potentials.scalars[(b * k)..<((b + 1) * k)]
+                guard let best = row.max() else { return nil }
+                let winners = row.indices.filter { row[$0] == best }
+                return winners.count == 1 ? winners[0] - b * k : nil
+            }
+        }
+
+        /// argmax of each image's potentials (the first class on ties; see `decisions`).
         public var predictions: [Int] {
             let k = potentials.shape[1]
             return (0..<potentials.shape[0]).map { b in

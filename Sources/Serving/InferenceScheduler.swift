@@ -52,6 +52,8 @@ public final class InferenceScheduler: Sendable {
     public struct Outcome: Sendable {
         public var potentials: [Float]
         public var scores: [Float]
+        /// False when the output potentials decided nothing (see `SpikingEngine.Result.decisions`).
+        public var decided: Bool
         public var trace: [[Float]]?
         public var spikes: Int
         public var synapticOps: Int
@@ -213,9 +215,11 @@ public final class InferenceScheduler: Sendable {
                                                          trace: live.contains { $0.job.trace }))
             let compute = (ContinuousClock.now - start).seconds
             let k = version.model.description.labels.count
+            let decisions = result.decisions
             for (i, p) in live.enumerated() {
                 let outcome = Outcome(
                     potentials: Array(result.potentials.scalars[i * k..<(i + 1) * k]), scores: result.scores(image: i),
+                    decided: decisions[i] != nil,
                     trace: p.job.trace ? result.trace?[i] : nil, spikes: result.spikes[i], synapticOps: result.synapticOps[i],
                     layerSpikes: result.imageLayerSpikes[i], layerNeurons: result.layerNeurons,
                     queueSeconds: (start - p.enqueued).seconds, computeSeconds: compute, batchSize: live.count)

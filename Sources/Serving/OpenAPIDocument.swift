@@ -43,6 +43,7 @@ enum OpenAPIDocument {
         "model": {"type": "string"}, "model_version": {"type": "integer"}, "request_id": {"type": "string"}, "timesteps": {"type": "integer"},
         "seed": {"type": "string"}, "timings_ms": {"type": "object", "properties": {"total": {"type": "number"}}},
         "results": {"type": "array", "items": {"type": "object", "required": ["predictions", "timesteps_used", "spike_count", "synaptic_ops"], "properties": {
+          "decided": {"type": "boolean", "description": "False when the output potentials decided nothing (equal top potentials, e.g. too few time steps); predictions is then empty."},
           "predictions": {"type": "array", "items": {"type": "object", "required": ["label", "index", "score"], "properties": {
             "label": {"type": "string"}, "index": {"type": "integer"}, "score": {"type": "number"}}}},
           "timesteps_used": {"type": "integer"}, "spike_count": {"type": "integer"}, "synaptic_ops": {"type": "integer"},

@@ -274,8 +274,10 @@ public final class ServingAPI: Sendable {
         var results: [JSONValue] = []
         for (i, o) in outcomes.enumerated() {
             metrics.queueWait(seconds: o.queueSeconds)
-            let order = o.scores.indices.sorted { o.scores[$0] > o.scores[$1] }.prefix(topK)
+            // No top-k claim when the potentials decided nothing (e.g. too few time steps).
+            let order = o.decided ? Array(o.scores.indices.sorted { o.scores[$0] > o.scores[$1] }.prefix(topK)) : []
             var fields: [(String, JSONValue)] = [
+                ("decided", .bool(o.decided)),
                 ("predictions", .array(order.map { ["label": .string(d.labels[$0]), "index": .int($0), "score": .double(Double(o.scores[$0]))] })),
                 ("timesteps_used", .int(t)),
                 ("spike_count", .int(o.spikes)),

@@ -42,12 +42,17 @@ struct ClassifyCommand: ParsableCommand {
         var engine = try SpikingEngine(model: model)
         let r = engine.run(input, options: .init(timesteps: t, seeds: images.indices.map { UInt64($0) &+ seed }))
         var results: [[String: Any]] = []
+        let decisions = r.decisions
         for (i, path) in images.enumerated() {
             let scores = r.scores(image: i)
-            let top = scores.indices.sorted { scores[$0] > scores[$1] }.prefix(max(1, topK))
+            let decided = decisions[i] != nil
+            let top = decided ? Array(scores.indices.sorted { scores[$0] > scores[$1] }.prefix(max(1, topK))) : []
             let predictions = top.map { ["label": model.description.labels[$0], "index": $0, "score": Double(scores[$0])] as [String: Any] }
-            results.append(["image": path, "predictions": predictions, "spike_count": r.spikes[i], "synaptic_ops": r.synapticOps[i]])
-            if !json {
+            results.append(["image": path, "decided": decided, "predictions": predictions, "spike_count": r.spikes[i],
+                            "synaptic_ops": r.synapticOps[i]])
+            if !json && !decided {
+                print("\(path): undecided (equal output potentials at T=\(t); try more time steps)")
+            } else if !json {
                 let text = top.map { String(format: "%@ %.3f", model.description.labels[$0], scores[$0]) }.joined(separator: ", ")
                 print("\(path): \(text)")
             }

@@ -70,11 +70,15 @@ struct EvaluateCommand: ParsableCommand {
         let out: [String: Any] = [
             "accuracy": r.accuracy, "images": set.count, "timesteps": t, "images_per_second": r.imagesPerSecond,
             "spike_rate_per_layer": r.spikeRates, "synaptic_ops_per_image": r.synapticOpsPerImage, "mode": "snn",
+            "undecided": r.undecided,
             "lagged": lagged,
         ]
         if json { try printJSON(out) } else {
             print(String(format: "SNN accuracy %.2f%% on %d images at T=%d (%.0f images/s, %.3g synaptic ops/image)",
                          100 * r.accuracy, set.count, t, r.imagesPerSecond, r.synapticOpsPerImage))
+            if r.undecided > 0 {
+                print("\(r.undecided) images undecided (equal top output potentials; counted as wrong): T=\(t) is too small for this model")
+            }
             print("spike rate per layer: " + r.spikeRates.map { String(format: "%.4f", $0) }.joined(separator: " "))
         }
     }

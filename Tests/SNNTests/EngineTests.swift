@@ -102,6 +102,17 @@ import TensorKit
         }
     }
 
+    /// An image whose output layer received nothing (all potentials equal) has no decision, and one
+    /// with a tie at the top neither; a unique maximum decides.
+    @Test func decisionsNeedAUniqueMaximum() {
+        var r = SpikingEngine.Result(potentials: Tensor(shape: [3, 3], scalars: [0, 0, 0, 1, 2, 2, 0.5, 3, -1]),
+                                     trace: nil, spikes: [0, 0, 0], synapticOps: [0, 0, 0], layerSpikes: [],
+                                     imageLayerSpikes: [], layerNeurons: [], timesteps: 1)
+        #expect(r.decisions == [nil, nil, 1])
+        r.potentials.scalars[5] = 1.5
+        #expect(r.decisions == [nil, 1, 1])
+    }
+
     @Test func poissonInputIsSeededAndSigned() {
         var frames = [Float](repeating: 0, count: 2 * 1000)
         let x: [Float] = (0..<1000).map { $0 % 2 == 0 ? 0.3 : -0.3 }

@@ -139,6 +139,24 @@ import Testing
         #expect(top?["label"] as? String == "7", "\(String(decoding: r.body, as: UTF8.self))")
     }
 
+    /// At T = 1 the shipped network's output layer receives nothing: every potential is 0, so the
+    /// answer says it decided nothing instead of claiming class 0; at T = 8 it decides.
+    @Test func equalOutputPotentialsAreUndecided() async throws {
+        let models = FileManager.default.temporaryDirectory.appendingPathComponent("models-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/Models/mnist-cnn", toPath: models + "/mnist-cnn")
+        let server = try await TestServer(models: models)
+        defer { Task { await server.stop() } }
+        for (t, decided) in [(1, false), (8, true)] {
+            let r = try await curl(["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
+                                    server.base + "/v1/models/mnist-cnn/classify?timesteps=\(t)"])
+            #expect(r.status == 200)
+            let result = (r.json["results"] as? [[String: Any]])?.first
+            #expect(result?["decided"] as? Bool == decided)
+            #expect((result?["predictions"] as? [Any])?.isEmpty == !decided)
+        }
+    }
+
     /// A lone request never waits for company: with an hour-long queue delay it still completes,
     /// because the previous batch (none yet, then this one) held a single image.
     @Test func loneRequestStartsAtOnce() async throws {
