@@ -32,6 +32,10 @@ public struct Converter {
 
     public static func convert(_ ann: Model, calibration: ImageSet, configuration c: Configuration,
                                log: (String) -> Void = { _ in }) throws -> Model {
+        // Without calibration every threshold falls to its floor and the model is useless.
+        guard c.calibrationImages >= 1, c.calibrationTimesteps >= 1, c.scale > 0, calibration.count >= 1 else {
+            throw ModelError("conversion needs calibration: at least one image and one time step, and a positive scale")
+        }
         var folded = try foldBatchNorm(ann)
         let neuronLayers = folded.description.layers.neuronLayerCount
         guard !folded.description.layers.containsKind(.maxpool) else {

@@ -256,6 +256,12 @@ public struct SpikingEngine: Sendable {
         }
     }
 
+    /// Bytes the engine needs at least, for one image at `timesteps` steps: a layer's input and
+    /// output frames and its scratch (an estimate: three buffers of the largest activation).
+    public static func minimumBytes(for description: ModelDescription, timesteps: Int) -> Int {
+        3 * 4 * timesteps * largestActivation(description)
+    }
+
     /// Most floats any layer produces per image per step: sizes the chunks.
     static func largestActivation(_ d: ModelDescription) -> Int {
         var largest = d.input.channels * d.input.height * d.input.width

@@ -135,6 +135,7 @@ struct BenchCommand: ParsableCommand {
 
     func benchModel(_ path: String) throws -> BenchReport {
         let m = try Model.load(from: path)
+        for t in timesteps { try OptionRange.memory(m, timesteps: t) }
         let spec = m.description.inputSpec
         let (input, labels) = try images(spec: spec, count: max(batch, finetune ? finetuneBatch : 0))
         let inferenceInput = Tensor(shape: [batch, spec.channels, spec.height, spec.width],

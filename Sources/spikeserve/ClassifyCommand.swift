@@ -27,10 +27,17 @@ struct ClassifyCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    func validate() throws {
+        try OptionRange.timesteps(timesteps)
+        try OptionRange.check(topK, 1...10_000, "--top-k")
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+    }
+
     func run() throws {
         let model = try Model.load(from: modelDirectory)
         guard let snn = model.description.snn else { throw ValidationError("\(modelDirectory) is not a converted SNN") }
         let t = timesteps ?? snn.defaultTimesteps
+        try OptionRange.memory(model, timesteps: t)
         guard t >= 1 && t <= snn.maxTimesteps else { throw ValidationError("--timesteps must be in 1...\(snn.maxTimesteps)") }
         let spec = model.description.inputSpec
         var input = Tensor(shape: [images.count, spec.channels, spec.height, spec.width])

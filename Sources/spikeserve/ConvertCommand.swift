@@ -46,8 +46,24 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Images evaluated per time-step budget (default: the whole validation split).")
     var evaluateLimit: Int?
 
+    func validate() throws {
+        // Without calibration the thresholds fall to their floor and the model is useless (28%
+        // on MNIST): every calibration setting must be positive.
+        try OptionRange.check(scale, 0.01...10, "--scale")
+        try OptionRange.check(percentile, 0.01...100, "--percentile")
+        try OptionRange.check(calibrationImages, 1...1_000_000, "--calibration-images")
+        try OptionRange.timesteps(calibrationTimesteps, "--calibration-timesteps")
+        try OptionRange.timesteps(maxTimesteps, "--max-timesteps")
+        try OptionRange.check(defaultTimesteps, 1...maxTimesteps, "--default-timesteps")
+        try OptionRange.check(leak, 0.01...1, "--leak")
+        try OptionRange.check(encoding, oneOf: ["poisson", "direct"], "--encoding")
+        for t in evaluateTimesteps { try OptionRange.check(t, 1...maxTimesteps, "--evaluate-timesteps") }
+        try OptionRange.check(evaluateLimit, 1...Int.max, "--evaluate-limit")
+    }
+
     func run() throws {
         let ann = try Model.load(from: annDirectory)
+        try OptionRange.memory(ann, timesteps: calibrationTimesteps, option: "--calibration-timesteps")
         let folder = try dataOptions.folder()
         let (trainFolder, valFolder) = folder.split(validationFraction: dataOptions.validationSplit, seed: dataOptions.splitSeed)
         let spec = ann.description.inputSpec

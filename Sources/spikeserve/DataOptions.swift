@@ -15,6 +15,10 @@ struct DataOptions: ParsableArguments {
     var splitSeed: UInt64 = 0
 
     func folder() throws -> ImageFolder { try ImageFolder(root: data) }
+
+    func validate() throws {
+        try OptionRange.check(validationSplit, 0.0...0.9, "--validation-split")
+    }
 }
 
 func loadSet(_ folder: ImageFolder, spec: InputSpec, what: String) throws -> ImageSet {

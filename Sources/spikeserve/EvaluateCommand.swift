@@ -44,6 +44,14 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Seed of the Poisson input.")
     var seed: UInt64 = 0
 
+    func validate() throws {
+        try OptionRange.timesteps(timesteps)
+        try OptionRange.check(limit, 1...Int.max, "--limit")
+        try OptionRange.check(split, oneOf: ["all", "validation"], "--split")
+        try OptionRange.check(validationSplit, 0.001...0.9, "--validation-split")
+        try OptionRange.check(batchSize, 1...OptionRange.maxBatch, "--batch-size")
+    }
+
     func run() throws {
         let model = try Model.load(from: modelDirectory)
         var folder = try ImageFolder(root: data)
@@ -66,6 +74,7 @@ struct EvaluateCommand: ParsableCommand {
             return
         }
         let t = timesteps ?? model.description.snn?.defaultTimesteps ?? 32
+        try OptionRange.memory(model, timesteps: t)
         let r = try Evaluator.evaluateSNN(model, on: set, timesteps: t, batchSize: batchSize, lagged: lagged, seed: seed)
         let out: [String: Any] = [
             "accuracy": r.accuracy, "images": set.count, "timesteps": t, "images_per_second": r.imagesPerSecond,

@@ -68,10 +68,25 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "Continue from OUT.checkpoint.")
     var resume = false
 
+    func validate() throws {
+        try OptionRange.timesteps(timesteps)
+        for t in alsoTimesteps { try OptionRange.timesteps(t, "--also-timesteps") }
+        try OptionRange.check(epochs, 1...10_000, "--epochs")
+        try OptionRange.check(surrogate, oneOf: ["stdb", "linear"], "--surrogate")
+        try OptionRange.check(optimizer, oneOf: ["adam", "sgd"], "--optimizer")
+        try OptionRange.check(alpha, 1e-6...100, "--alpha")
+        try OptionRange.check(beta, 0...100, "--beta")
+        try OptionRange.check(silentAge, 0...100_000, "--silent-age")
+        try OptionRange.check(lr, 1e-10...10, "--lr")
+        try OptionRange.check(weightDecay, 0...1, "--weight-decay")
+        try OptionRange.check(batchSize, 1...OptionRange.maxBatch, "--batch-size")
+        try OptionRange.check(limit, 1...Int.max, "--limit")
+        try OptionRange.check(validationLimit, 1...Int.max, "--validation-limit")
+    }
+
     func run() throws {
-        guard ["stdb", "linear"].contains(surrogate) else { throw ValidationError("--surrogate must be stdb or linear") }
-        guard ["adam", "sgd"].contains(optimizer) else { throw ValidationError("--optimizer must be adam or sgd") }
         let model = try Model.load(from: modelDirectory)
+        for t in [timesteps] + alsoTimesteps { try OptionRange.memory(model, timesteps: t * batchSize, option: "--timesteps × --batch-size") }
         guard let snn = model.description.snn else { throw ValidationError("\(modelDirectory) is not a converted SNN") }
         guard timesteps >= 1 && timesteps <= snn.maxTimesteps else { throw ValidationError("--timesteps must be in 1...\(snn.maxTimesteps)") }
         let folder = try dataOptions.folder()

@@ -50,6 +50,16 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Train on at most N images (a quick run).")
     var limit: Int?
 
+    func validate() throws {
+        try OptionRange.check(epochs, 1...10_000, "--epochs")
+        try OptionRange.check(batchSize, 1...OptionRange.maxBatch, "--batch-size")
+        try OptionRange.check(optimizer, oneOf: ["sgd", "adam"], "--optimizer")
+        try OptionRange.check(lr, 1e-8...10, "--lr")
+        try OptionRange.check(weightDecay, 0...1, "--weight-decay")
+        try OptionRange.check(cropPadding, 0...64, "--crop-padding")
+        try OptionRange.check(limit, 1...Int.max, "--limit")
+    }
+
     func run() throws {
         let folder = try dataOptions.folder()
         var (trainFolder, valFolder) = folder.split(validationFraction: dataOptions.validationSplit, seed: dataOptions.splitSeed)
