@@ -471,6 +471,7 @@ public final class JobManager: Sendable {
                 semaphore.signal()
             }
             semaphore.wait()
+            store.markWarmed(job.model, version: number)
             try store.setDefault(job.model, version: number)
             deployed = true
             onVersionChange(job.model)

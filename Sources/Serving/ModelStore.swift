@@ -34,11 +34,26 @@ public final class ModelStore: Sendable {
         public var name: String
         public var versions: [Int: VersionState]
         public var defaultVersion: Int?
-        /// Set once the default version has run one warm-up inference.
-        public var warmed: Bool
+        /// Versions that have run their warm-up inference.
+        public var warmedVersions: Set<Int> = []
+        /// Whether the default version has run its warm-up inference.
+        public var warmed: Bool { defaultVersion.map { warmedVersions.contains($0) } ?? false }
+        /// The default version's load failure, if it failed.
+        public var defaultFailure: String? {
+            if case .failed(let reason)? = defaultVersion.flatMap({ versions[$0] }) { return reason }
+            return nil
+        }
     }
 
     let entries = Mutex<[String: Entry]>([:])
+    let startupDone = Mutex(false)
+
+    /// Set once the startup warm-up has tried every model: from then on a loaded but unwarmed
+    /// default version (just pinned, or published) is served cold instead of refused.
+    public var startupWarmUpFinished: Bool {
+        get { startupDone.withLock { $0 } }
+        set { startupDone.withLock { $0 = newValue } }
+    }
 
     public init(root: String) {
         self.root = root
@@ -58,7 +73,7 @@ public final class ModelStore: Sendable {
             Self.removeInterruptedWrites(in: dir)
             let numbers = ModelDirectory.versionNumbers(in: dir)
             guard !numbers.isEmpty else { continue }
-            var entry = Entry(name: name, versions: [:], defaultVersion: nil, warmed: false)
+            var entry = Entry(name: name, versions: [:], defaultVersion: nil)
             for n in numbers { entry.versions[n] = Self.load(name: name, number: n, directory: dir + "/\(n)") }
             entry.defaultVersion = ModelDirectory.recordedDefault(in: dir) ?? numbers.max()
             entries.withLock { $0[name] = entry }
@@ -122,7 +137,7 @@ public final class ModelStore: Sendable {
     public func addVersion(_ name: String, number: Int) -> VersionState {
         let state = Self.load(name: name, number: number, directory: root + "/\(name)/\(number)")
         entries.withLock { all in
-            if all[name] == nil { all[name] = Entry(name: name, versions: [:], defaultVersion: nil, warmed: false) }
+            if all[name] == nil { all[name] = Entry(name: name, versions: [:], defaultVersion: nil) }
             all[name]!.versions[number] = state
         }
         return state
@@ -132,7 +147,7 @@ public final class ModelStore: Sendable {
         entries.withLock { _ = $0[name]?.versions.removeValue(forKey: number) }
     }
 
-    public func markWarmed(_ name: String) { entries.withLock { $0[name]?.warmed = true } }
+    public func markWarmed(_ name: String, version: Int) { entries.withLock { _ = $0[name]?.warmedVersions.insert(version) } }
 
     public enum StoreError: Error, Sendable, CustomStringConvertible {
         case unknownModel(String)

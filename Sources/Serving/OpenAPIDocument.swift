@@ -130,7 +130,7 @@ enum OpenAPIDocument {
       "responses": {"201": {"description": "Dataset", "content": {"application/json": {"schema": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}, "classes": {"type": "array", "items": {"type": "string"}}, "images": {"type": "integer"}}}}}},
         "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "413": {"$ref": "#/components/responses/TooLarge"}}}},
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process runs", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}},
-    "/readyz": {"get": {"summary": "Readiness: every model's default version loaded and warmed", "responses": {
+    "/readyz": {"get": {"summary": "Readiness: 200 once the startup warm-up is done and at least one model serves its default version; models whose default version failed are listed under problems", "responses": {
       "200": {"description": "Ready", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}, "models": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
       "503": {"description": "Not ready", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}, "models": {"type": "object", "additionalProperties": {"type": "string"}}}}}}}}}},
     "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

@@ -87,7 +87,7 @@ public final class ServingAPI: Sendable {
             return .json(200, ["model": .string(name), "versions": versionList(name)] as JSONValue)
         })
         router.add("PUT", "/v1/models/{name}/default", endpoint("PUT", "/v1/models/{name}/default", access: .admin) { [self] req in
-            try setDefault(req)
+            try await setDefault(req)
         })
         let classifyHandler: @Sendable (HTTPRequest) async throws -> HTTPResponse = { [self] req in try await classify(req) }
         router.add("POST", "/v1/models/{name}/classify", endpoint("POST", "/v1/models/{name}/classify", access: .inference, classifyHandler))
@@ -97,21 +97,49 @@ public final class ServingAPI: Sendable {
 
     // MARK: readiness and model descriptions
 
+    /// One warm-up inference on `version` (zeros at its default T), so the first real request does
+    /// not pay for first-use allocations; marks the version warmed.
+    func warm(_ version: ModelStore.Version) async throws {
+        let spec = version.model.description.inputSpec
+        let job = InferenceScheduler.Job(input: [Float](repeating: 0, count: spec.count), seed: 0, trace: false, deadline: nil)
+        _ = try await scheduler.submit(job, version: version, timesteps: version.model.description.snn!.defaultTimesteps)
+        store.markWarmed(version.name, version: version.number)
+    }
+
+    /// The state of a model's default version: ready, loading (startup warm-up not done yet),
+    /// failed, or no_default_version.
+    func state(_ entry: ModelStore.Entry) -> String {
+        switch entry.defaultVersion.flatMap({ entry.versions[$0] }) {
+        case .ready: entry.warmed || store.startupWarmUpFinished ? "ready" : "loading"
+        case .failed: "failed"
+        case nil: "no_default_version"
+        }
+    }
+
+    /// Readiness (documented in README): 200 once the startup warm-up is done and at least one
+    /// model serves its default version. A model whose default version failed to load is reported
+    /// (`problems` names the version and the reason) but does not make the server unready while
+    /// others serve: a replica with one broken model still serves the rest. Pinning a good version
+    /// (`PUT …/default`) makes that model ready again.
     func readiness() -> HTTPResponse {
         var states: [(String, JSONValue)] = []
-        var ready = true
+        var problems: [(String, JSONValue)] = []
+        var anyReady = false, anyLoading = false
         for (name, entry) in store.snapshot.sorted(by: { $0.key < $1.key }) {
-            let state: String
-            switch entry.defaultVersion.flatMap({ entry.versions[$0] }) {
-            case .ready: state = entry.warmed ? "ready" : "loading"
-            case .failed: state = "failed"
-            case nil: state = "no_default_version"
+            let s = state(entry)
+            anyReady = anyReady || s == "ready"
+            anyLoading = anyLoading || s == "loading"
+            states.append((name, .string(s)))
+            if let reason = entry.defaultFailure, let v = entry.defaultVersion {
+                problems.append((name, .string("default version \(v) failed to load: \(reason)")))
+            } else if s == "no_default_version" {
+                problems.append((name, .string("no version loaded")))
             }
-            if state != "ready" { ready = false }
-            states.append((name, .string(state)))
         }
-        if states.isEmpty { ready = false }
-        return .json(ready ? 200 : 503, ["status": .string(ready ? "ready" : "not_ready"), "models": .object(states)] as JSONValue)
+        let ready = anyReady && !anyLoading
+        var body: [(String, JSONValue)] = [("status", .string(ready ? "ready" : "not_ready")), ("models", .object(states))]
+        if !problems.isEmpty { body.append(("problems", .object(problems))) }
+        return .json(ready ? 200 : 503, JSONValue.object(body))
     }
 
     func modelSummary(_ name: String) -> JSONValue? {
@@ -123,7 +151,7 @@ public final class ServingAPI: Sendable {
             "versions": .array(entry.versions.keys.sorted().map { .int($0) }),
             "architecture": .optional(version?.model.description.architecture),
             "default_timesteps": .optional(version?.model.description.snn?.defaultTimesteps),
-            "ready": .bool(entry.warmed && version != nil),
+            "ready": .bool(version != nil && state(entry) == "ready"),
         ]
     }
 
@@ -148,7 +176,7 @@ public final class ServingAPI: Sendable {
             "default_version": .optional(entry.defaultVersion),
             "versions": versionList(name),
             "accuracies": .object(d.provenance.accuracies.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }),
-            "ready": .bool(entry.warmed),
+            "ready": .bool(state(entry) == "ready"),
         ]
     }
 
@@ -171,7 +199,7 @@ public final class ServingAPI: Sendable {
         })
     }
 
-    func setDefault(_ req: HTTPRequest) throws -> HTTPResponse {
+    func setDefault(_ req: HTTPRequest) async throws -> HTTPResponse {
         let name = req.pathParameters["name"] ?? ""
         let object = try JSONValue.parseObject(req.body)
         guard let v = JSONField.int(object["version"]), v >= 1 else {
@@ -186,6 +214,9 @@ public final class ServingAPI: Sendable {
             case .io: throw APIError(500, "internal", error.description)
             }
         }
+        // Warm the new default before answering, so the model is ready when the PUT returns (a
+        // failed warm-up only costs the first request its allocations: the version is loaded).
+        if let version = try? store.resolve(name, version: v) { try? await warm(version) }
         publishVersionMetrics(name)
         logger.info("default version changed", metadata: ["model": "\(name)", "version": "\(v)"])
         return .json(200, modelDetail(name)!)
@@ -216,7 +247,7 @@ public final class ServingAPI: Sendable {
             case .io: throw APIError(500, "internal", error.description)
             }
         }
-        if versionNumber == nil, store.entry(name)?.warmed != true {
+        if versionNumber == nil, let entry = store.entry(name), state(entry) == "loading" {
             throw APIError(503, "not_ready", "model '\(name)' is still loading", headers: [("Retry-After", "1")])
         }
         let params = try ClassifyRequest.parse(req)

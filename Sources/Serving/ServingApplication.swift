@@ -70,17 +70,15 @@ public final class ServingApplication: Sendable {
                 }
             }
             guard let version = try? store.resolve(name) else { continue }
-            let spec = version.model.description.inputSpec
-            let job = InferenceScheduler.Job(input: [Float](repeating: 0, count: spec.count), seed: 0, trace: false, deadline: nil)
             do {
-                _ = try await scheduler.submit(job, version: version, timesteps: version.model.description.snn!.defaultTimesteps)
-                store.markWarmed(name)
+                try await api.warm(version)
                 api.publishVersionMetrics(name)
                 logger.info("model ready", metadata: ["model": "\(name)", "version": "\(version.number)"])
             } catch {
                 logger.error("warm-up failed", metadata: ["model": "\(name)", "error": "\(error)"])
             }
         }
+        store.startupWarmUpFinished = true
     }
 }
 

@@ -157,6 +157,42 @@ import Testing
         }
     }
 
+    /// A failed version never wedges its model: with the pinned default broken, the model reports
+    /// it (readiness names the version) while another model keeps the server ready; pinning a good
+    /// version makes the model serve at once. With only broken models the server is not ready.
+    @Test func brokenDefaultVersionDoesNotWedgeTheModel() async throws {
+        let models = try makeModelsDirectory()
+        try tinyModel(seed: 5, name: "other").save(to: models + "/other/1")
+        try Data(#"{"default_version": 3}"#.utf8).write(to: URL(fileURLWithPath: models + "/tiny/serving.json"))
+        let server = try await TestServer(tokens: AccessTokens(admin: "secret"), models: models)
+        defer { Task { await server.stop() } }
+        let png = ["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png")]
+        var ready = try await curl([server.base + "/readyz"])
+        #expect(ready.status == 200)
+        #expect((ready.json["models"] as? [String: String]) == ["other": "ready", "tiny": "failed"])
+        #expect(((ready.json["problems"] as? [String: String])?["tiny"] ?? "").contains("default version 3 failed to load"))
+        #expect(try await curl(png + [server.base + "/v1/models/tiny/classify"]).status == 503)
+        #expect(try await curl(png + [server.base + "/v1/models/other/classify"]).status == 200)
+
+        let pin = try await curl(["-X", "PUT", "-H", "Authorization: Bearer secret", "-H", "Content-Type: application/json",
+                                  "-d", #"{"version": 2}"#, server.base + "/v1/models/tiny/default"])
+        #expect(pin.status == 200)
+        #expect(try await curl(png + [server.base + "/v1/models/tiny/classify"]).status == 200)
+        ready = try await curl([server.base + "/readyz"])
+        #expect((ready.json["models"] as? [String: String]) == ["other": "ready", "tiny": "ready"])
+        #expect(ready.json["problems"] == nil)
+    }
+
+    @Test func onlyBrokenModelsMeanNotReady() async throws {
+        let models = try makeModelsDirectory()
+        try Data(#"{"default_version": 3}"#.utf8).write(to: URL(fileURLWithPath: models + "/tiny/serving.json"))
+        let server = try await TestServer(models: models)
+        defer { Task { await server.stop() } }
+        let ready = try await curl([server.base + "/readyz"])
+        #expect(ready.status == 503)
+        #expect((ready.json["models"] as? [String: String])?["tiny"] == "failed")
+    }
+
     /// A lone request never waits for company: with an hour-long queue delay it still completes,
     /// because the previous batch (none yet, then this one) held a single image.
     @Test func loneRequestStartsAtOnce() async throws {

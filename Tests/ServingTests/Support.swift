@@ -52,9 +52,9 @@ final class TestServer: Sendable {
         app = try ServingApplication(modelsDirectory: models, publicDirectory: publicDirectory, tokens: tokens, batching: batching,
                                      jobs: jobs, server: config, logger: logger)
         try app.start()
-        // Wait for warm-up (readiness).
-        for _ in 0..<200 {
-            if app.store.entry("tiny")?.warmed == true { return }
+        // Wait for the startup warm-up.
+        for _ in 0..<500 {
+            if app.store.startupWarmUpFinished { return }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
