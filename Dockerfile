@@ -6,7 +6,7 @@ RUN bash scripts/setup.sh && swift build -c release --product spikeserve \
     && cp "$(swift build -c release --show-bin-path)/spikeserve" /usr/local/bin/spikeserve
 
 FROM swift:6.1-bookworm-slim
-RUN apt-get update -qq && apt-get install -y -qq libopenblas0-pthread libjpeg62-turbo libpng16-16 libexif12 \
+RUN apt-get update -qq && apt-get install -y -qq libopenblas0-pthread libjpeg62-turbo libpng16-16 libexif12 libarchive13 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/spikeserve /usr/local/bin/spikeserve
 COPY Models /srv/spikeserve/Models

@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "CNative",
             cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("exif")]
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("exif"), .linkedLibrary("archive")]
         ),
         .target(name: "CEventLoop"),
         .target(name: "CSynapse", cSettings: [.unsafeFlags(["-O3"])]),

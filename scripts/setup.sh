@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what SpikeServe needs on Debian (run as root, or with sudo available). Idempotent:
 # packages already present are not fetched again.
-#   bash scripts/setup.sh          build and run: libopenblas-dev libjpeg-dev libpng-dev libexif-dev pkg-config curl
+#   bash scripts/setup.sh          build and run: libopenblas-dev libjpeg-dev libpng-dev libexif-dev libarchive-dev pkg-config curl
 #   bash scripts/setup.sh --test   also what the tests use: chromium + chromium-driver (browser test),
 #                                  python3-venv; selenium and schemathesis in a virtual environment
 #                                  at .build-venv/
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 with_tests=false
 [ "${1:-}" = "--test" ] && with_tests=true
-packages=(libopenblas-dev libjpeg-dev libpng-dev libexif-dev pkg-config curl)
+packages=(libopenblas-dev libjpeg-dev libpng-dev libexif-dev libarchive-dev pkg-config curl)
 $with_tests && packages+=(chromium chromium-driver python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,64 +1,66 @@
+import CNative
 import Foundation
 import HTTPServer
 import Imaging
 import SNN
 
-/// Training data given as archives: extraction (with GNU tar, refusing links and paths that could
-/// escape) and locating the ImageFolder root inside what was extracted.
+/// How much an uploaded or referenced archive may expand to. Checked while extracting, so an archive
+/// bomb (a few MB of gzip holding gigabytes of zeros) stops at the first excess.
+public struct DatasetLimits: Sendable {
+    /// All extracted files together. Default 2 GiB.
+    public var maxTotalBytes = 2 << 30
+    /// Files in one archive. Default 200,000.
+    public var maxFiles = 200_000
+    /// One extracted file. Default 64 MiB (an image; the largest decodable is 40 megapixels).
+    public var maxFileBytes = 64 << 20
+    /// Free disk space that must remain on the state volume. Default 1 GiB.
+    public var reserveBytes = 1 << 30
+    public init() {}
+}
+
+/// Training data given as archives: extraction (libarchive, in process: plain files and folders only,
+/// no path escaping, within `DatasetLimits`) and locating the ImageFolder root inside it.
 public enum Datasets {
     /// Extracts `archive` into a directory under `base` named after its path and modification
     /// time, once; later calls reuse it.
-    static func extractOnce(archive: String, into base: String) throws(APIError) -> String {
+    static func extractOnce(archive: String, into base: String, limits: DatasetLimits) throws(APIError) -> String {
         let mtime = ((try? FileManager.default.attributesOfItem(atPath: archive))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         var hasher = Hasher()
         hasher.combine(archive)
         let key = String(format: "%016llx-%.0f", UInt64(bitPattern: Int64(hasher.finalize())), mtime)
         let target = base + "/" + key
         if FileManager.default.fileExists(atPath: target) { return target }
-        try extract(archive: archive, to: target)
+        try extract(archive: archive, to: target, limits: limits)
         return target
     }
 
-    /// Extracts a tar or tar.gz into `target` atomically (a temporary sibling renamed into place).
-    static func extract(archive: String, to target: String) throws(APIError) {
-        let listing = try runTar(["-tvf", archive])
-        for line in listing.split(separator: "\n") {
-            guard let kind = line.first else { continue }
-            if kind != "-" && kind != "d" { throw .badRequest("the archive contains links or special files; only plain files and folders are accepted") }
-            let name = line.split(separator: " ", omittingEmptySubsequences: true).last.map(String.init) ?? ""
-            if name.hasPrefix("/") || name.split(separator: "/").contains("..") { throw .badRequest("the archive contains a path escaping its folder: \(name)") }
-        }
+    /// Extracts a tar or tar.gz into `target` atomically (a temporary sibling renamed into place),
+    /// in process with libarchive: plain files and folders only, no path escaping the target, and
+    /// within `limits`, stopping at the first excess and removing what was written.
+    static func extract(archive: String, to target: String, limits: DatasetLimits) throws(APIError) {
         let tmp = target + ".tmp-\(UUID().uuidString.prefix(8))"
         do { try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true) } catch {
             throw APIError(500, "internal", "cannot create \(tmp)")
         }
-        do {
-            _ = try runTar(["--no-same-owner", "--no-same-permissions", "-xf", archive, "-C", tmp])
-        } catch {
+        var result = sn_extract_result()
+        var message = [CChar](repeating: 0, count: 400)
+        let c = sn_extract_limits(max_total_bytes: UInt64(limits.maxTotalBytes), max_files: UInt64(limits.maxFiles),
+                                  max_file_bytes: UInt64(limits.maxFileBytes), reserve_bytes: UInt64(limits.reserveBytes))
+        let status = sn_extract_archive(archive, tmp, c, &result, &message, message.count)
+        guard status == Int32(SN_EXTRACT_OK) else {
             try? FileManager.default.removeItem(atPath: tmp)
-            throw error
+            let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            switch status {
+            case Int32(SN_EXTRACT_CORRUPT), Int32(SN_EXTRACT_FORBIDDEN): throw .badRequest(reason, code: "invalid_archive")
+            case Int32(SN_EXTRACT_LIMIT): throw APIError(413, "archive_too_large", reason)
+            case Int32(SN_EXTRACT_NO_SPACE): throw APIError(507, "insufficient_storage", reason)
+            default: throw APIError(500, "internal", reason)
+            }
         }
         if rename(tmp, target) != 0 {
             try? FileManager.default.removeItem(atPath: tmp)
             if !FileManager.default.fileExists(atPath: target) { throw APIError(500, "internal", "cannot move the extracted data into place") }
         }
-    }
-
-    static func runTar(_ arguments: [String]) throws(APIError) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        do { try process.run() } catch { throw APIError(500, "internal", "cannot run tar: \(error)") }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw .badRequest("not a readable tar or tar.gz archive: \(String(decoding: errors.prefix(300), as: UTF8.self))", code: "invalid_archive")
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 
     /// The ImageFolder root inside an extracted archive: the directory itself, or its only
@@ -89,7 +91,8 @@ public enum Datasets {
 
     /// Stores an uploaded archive as dataset `ds_…`, extracts it and validates it: class folders,
     /// every image decodable, and — when a model is named — classes equal to the model's labels.
-    static func upload(_ body: [UInt8], stateDirectory: String, model: ModelStore.Version?) throws(APIError) -> [String: JSONValue] {
+    static func upload(_ body: [UInt8], stateDirectory: String, model: ModelStore.Version?,
+                       limits: DatasetLimits) throws(APIError) -> [String: JSONValue] {
         guard body.count > 4 else { throw emptyBody() }
         let id = newDatasetID()
         let dir = stateDirectory + "/datasets"
@@ -98,7 +101,7 @@ public enum Datasets {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try writeDurably(Data(body), to: URL(fileURLWithPath: archive))
         } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
-        return try ingest(archive: archive, id: id, bytes: body.count, stateDirectory: stateDirectory, model: model)
+        return try ingest(archive: archive, id: id, bytes: body.count, stateDirectory: stateDirectory, model: model, limits: limits)
     }
 
     /// Writes a streamed upload straight to `datasets/ds_….tar[.gz]` as it arrives (never whole in
@@ -144,11 +147,12 @@ public enum Datasets {
     }
 
     /// Extracts and validates a stored archive (removed afterwards) and publishes it as dataset `id`.
-    static func ingest(archive: String, id: String, bytes: Int, stateDirectory: String, model: ModelStore.Version?) throws(APIError) -> [String: JSONValue] {
+    static func ingest(archive: String, id: String, bytes: Int, stateDirectory: String, model: ModelStore.Version?,
+                       limits: DatasetLimits) throws(APIError) -> [String: JSONValue] {
         let dir = stateDirectory + "/datasets"
         defer { try? FileManager.default.removeItem(atPath: archive) }
         let staging = dir + "/." + id
-        try extract(archive: archive, to: staging)
+        try extract(archive: archive, to: staging, limits: limits)
         let folder: ImageFolder
         do { folder = try ImageFolder(root: imageFolderRoot(staging)) } catch {
             try? FileManager.default.removeItem(atPath: staging)

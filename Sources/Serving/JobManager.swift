@@ -24,6 +24,8 @@ public final class JobManager: Sendable {
         /// Jobs trained at the same time, each on its own training thread with `coreShare` of the
         /// cores. Default 1: one at a time, the rest queue.
         public var maxConcurrentJobs = 1
+        /// What an uploaded or referenced dataset archive may expand to.
+        public var datasetLimits = DatasetLimits()
         public init(stateDirectory: String, dataRoot: String?) {
             self.stateDirectory = stateDirectory
             self.dataRoot = dataRoot
@@ -278,7 +280,8 @@ public final class JobManager: Sendable {
             guard full == rootReal || full.hasPrefix(rootReal + "/") else { throw .badRequest("training data resolves outside the data root") }
             directory = full
             if full.hasSuffix(".tar") || full.hasSuffix(".tar.gz") || full.hasSuffix(".tgz") {
-                directory = try Datasets.extractOnce(archive: full, into: configuration.stateDirectory + "/extracted")
+                directory = try Datasets.extractOnce(archive: full, into: configuration.stateDirectory + "/extracted",
+                                                     limits: configuration.datasetLimits)
             }
         }
         do { return try ImageFolder(root: Datasets.imageFolderRoot(directory)) } catch { throw .badRequest("training data: \(error)") }

@@ -70,6 +70,7 @@ extension ServingAPI {
                 do { model = try store.resolve(name) } catch { throw APIError.badRequest("\(error)", code: "invalid_model") }
             }
             let state = jobs.configuration.stateDirectory
+            let limits = jobs.configuration.datasetLimits
             let target = model
             let result: [String: JSONValue]
             if let stream = req.bodyStream {
@@ -78,14 +79,14 @@ extension ServingAPI {
                 result = try await withCheckedThrowingContinuation { c in
                     DispatchQueue.global().async {
                         c.resume(with: Result { () throws(APIError) in
-                            try Datasets.ingest(archive: archive, id: id, bytes: bytes, stateDirectory: state, model: target)
+                            try Datasets.ingest(archive: archive, id: id, bytes: bytes, stateDirectory: state, model: target, limits: limits)
                         })
                     }
                 }
             } else {
                 let body = req.body
                 result = try await withCheckedThrowingContinuation { c in
-                    DispatchQueue.global().async { c.resume(with: Result { () throws(APIError) in try Datasets.upload(body, stateDirectory: state, model: target) }) }
+                    DispatchQueue.global().async { c.resume(with: Result { () throws(APIError) in try Datasets.upload(body, stateDirectory: state, model: target, limits: limits) }) }
                 }
             }
             return .json(201, JSONValue.object(result.sorted { $0.key < $1.key }))

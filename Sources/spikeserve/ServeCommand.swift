@@ -43,6 +43,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Fine-tuning jobs trained at the same time (the rest queue).")
     var maxConcurrentJobs = 1
 
+    @Option(help: "Most megabytes a dataset archive may expand to (all files).")
+    var datasetMaxMb = 2048
+
+    @Option(help: "Most files in a dataset archive.")
+    var datasetMaxFiles = 200_000
+
+    @Option(help: "Most megabytes of one file in a dataset archive.")
+    var datasetMaxFileMb = 64
+
+    @Option(help: "Megabytes of free disk space extraction must leave on the state volume.")
+    var diskReserveMb = 1024
+
     @Option(help: "Versions kept on disk per model (the default version is always kept).")
     var keepVersions = 5
 
@@ -63,6 +75,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard maxBatchSize >= 1 else { throw ValidationError("--max-batch-size must be at least 1") }
+        try OptionRange.check(datasetMaxMb, 1...(1 << 20), "--dataset-max-mb")
+        try OptionRange.check(datasetMaxFiles, 1...100_000_000, "--dataset-max-files")
+        try OptionRange.check(datasetMaxFileMb, 1...(1 << 20), "--dataset-max-file-mb")
+        try OptionRange.check(diskReserveMb, 0...(1 << 30), "--disk-reserve-mb")
         guard maxQueueDelayMs >= 0, maxQueueDelayMs <= 60_000 else { throw ValidationError("--max-queue-delay-ms must be in 0...60000") }
         if let w = inferenceWorkers, !(1...256).contains(w) { throw ValidationError("--inference-workers must be in 1...256") }
         if let p = preferredBatchSize, !(1...maxBatchSize).contains(p) {
@@ -98,6 +114,10 @@ struct ServeCommand: AsyncParsableCommand {
         jobs.coreShare = trainingCoreShare
         jobs.keepVersions = keepVersions
         jobs.maxConcurrentJobs = maxConcurrentJobs
+        jobs.datasetLimits.maxTotalBytes = datasetMaxMb << 20
+        jobs.datasetLimits.maxFiles = datasetMaxFiles
+        jobs.datasetLimits.maxFileBytes = datasetMaxFileMb << 20
+        jobs.datasetLimits.reserveBytes = diskReserveMb << 20
         let app = try ServingApplication(
             modelsDirectory: modelsDir, publicDirectory: publicDir, tokens: AccessTokens.load(file: tokens),
             batching: batching, jobs: jobs, server: server, logger: logger)

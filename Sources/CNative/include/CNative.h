@@ -62,4 +62,33 @@ int sn_get_thread_core_limit(void);
 /// a bad Exif block is never an error.
 int sn_exif_orientation(const uint8_t *data, size_t length, int is_tiff);
 
+/// Limits on what an uploaded archive may expand to.
+typedef struct {
+    uint64_t max_total_bytes;   // all files together
+    uint64_t max_files;
+    uint64_t max_file_bytes;    // one file
+    uint64_t reserve_bytes;     // free disk space that must remain
+} sn_extract_limits;
+
+typedef struct {
+    uint64_t files;
+    uint64_t bytes;
+} sn_extract_result;
+
+enum {
+    SN_EXTRACT_OK = 0,
+    SN_EXTRACT_CORRUPT = 1,     // not a tar/tar.gz, or damaged
+    SN_EXTRACT_FORBIDDEN = 2,   // a link, special file, or path escaping the target
+    SN_EXTRACT_LIMIT = 3,       // a limit was exceeded (stopped at the first excess)
+    SN_EXTRACT_NO_SPACE = 4,    // less free disk space than the reserve
+    SN_EXTRACT_IO = 5,
+};
+
+/// Extracts a tar or tar.gz (libarchive) into the existing directory `target`: plain files and
+/// folders only, relative paths without "..", files written with O_NOFOLLOW. Stops at the first
+/// entry that breaks a rule or a limit (the caller removes `target`). The total is also capped by
+/// the free disk space beyond `reserve_bytes`. `message` receives a reason a client may see.
+int sn_extract_archive(const char *archive_path, const char *target, sn_extract_limits limits,
+                       sn_extract_result *result, char *message, size_t message_size);
+
 #endif
