@@ -28,6 +28,10 @@ public final class InferenceScheduler: Sendable {
         public var preferredBatchSize: Int?
         /// Most images waiting at once; beyond it requests are refused. Default 512.
         public var maxQueuedImages = 512
+        /// Long batches run in chunks of at most this many image·steps (e.g. 2 images at T = 512),
+        /// so that between chunks images whose deadline passed or whose client went away are
+        /// dropped instead of computed. Default 1024: at T ≤ 32 a batch of 32 is one chunk.
+        public var maxImageStepsPerChunk = 1024
         /// Inference threads, each running its batches on machine cores / workers cores. Default 1.
         /// (On 2 cores, two one-core workers gave 12–20% fewer requests/s under 32-connection load
         /// than one worker on both cores: docs/performance.md.)
@@ -65,10 +69,17 @@ public final class InferenceScheduler: Sendable {
         public var batchSize: Int
     }
 
-    public enum Failure: Error, Sendable {
+    public enum Failure: Error, Sendable, Equatable {
         case queueFull(limit: Int)
         case deadlineExceeded
         case shuttingDown
+        /// The request's task was cancelled (its client went away) before its image was computed.
+        case cancelled
+    }
+
+    /// Why queued or running work was dropped (for metrics).
+    public enum DropReason: String, Sendable {
+        case deadline, cancelled
     }
 
     struct Key: Hashable, Sendable {
@@ -78,6 +89,7 @@ public final class InferenceScheduler: Sendable {
     }
 
     struct Pending: Sendable {
+        var id: UInt64
         var job: Job
         var version: ModelStore.Version
         var enqueued: ContinuousClock.Instant
@@ -90,12 +102,18 @@ public final class InferenceScheduler: Sendable {
         var stopped = false
         /// Size of the batch most recently started: how many images the load brings per batch.
         var lastBatchSize = 1
+        var nextID: UInt64 = 0
+        /// Images taken by a worker and not answered yet. Whoever removes an entry (the worker
+        /// with a result, or `abandon`) resumes its continuation: exactly once.
+        var running: [UInt64: Pending] = [:]
     }
 
     public let configuration: Configuration
     let state = Mutex(State())
     let wakeup = DispatchSemaphore(value: 0)
+    let deadlineQueue = DispatchQueue(label: "spikeserve-deadlines")
     let observer: (@Sendable (BatchReport) -> Void)?
+    let dropObserver: (@Sendable (_ model: String, _ reason: DropReason) -> Void)?
 
     /// What the worker reports after each batch (for metrics).
     public struct BatchReport: Sendable {
@@ -107,9 +125,11 @@ public final class InferenceScheduler: Sendable {
         public var spikes: Int
     }
 
-    public init(configuration: Configuration = .init(), observer: (@Sendable (BatchReport) -> Void)? = nil) {
+    public init(configuration: Configuration = .init(), observer: (@Sendable (BatchReport) -> Void)? = nil,
+                dropObserver: (@Sendable (_ model: String, _ reason: DropReason) -> Void)? = nil) {
         self.configuration = configuration
         self.observer = observer
+        self.dropObserver = dropObserver
         let workers = max(1, configuration.workers)
         let coresEach = max(1, Parallelism.machineCores / workers)
         for w in 0..<workers {
@@ -125,18 +145,60 @@ public final class InferenceScheduler: Sendable {
     public var queuedImages: Int { state.withLock { $0.queued } }
 
     /// Runs one image through `version` at `timesteps`, batched with others.
+    ///
+    /// The job's deadline holds while it waits: at the deadline a queued image is dropped and the
+    /// call fails with `deadlineExceeded`, whatever the worker is busy with; a running one is
+    /// dropped at the next chunk boundary. Cancelling the calling task (the HTTP server does when
+    /// the client resets) drops the image the same way and fails with `cancelled`.
     public func submit(_ job: Job, version: ModelStore.Version, timesteps: Int) async throws -> Outcome {
         let key = Key(model: version.name, version: version.number, timesteps: timesteps)
-        return try await withCheckedThrowingContinuation { continuation in
-            let refusal: Failure? = state.withLock { s in
-                if s.stopped { return .shuttingDown }
-                if s.queued >= configuration.maxQueuedImages { return .queueFull(limit: configuration.maxQueuedImages) }
-                s.queues[key, default: []].append(Pending(job: job, version: version, enqueued: .now, continuation: continuation))
-                s.queued += 1
-                return nil
-            }
-            if let refusal { continuation.resume(throwing: refusal) } else { wakeup.signal() }
+        let id = state.withLock { s in
+            s.nextID &+= 1
+            return s.nextID
         }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let refusal: Failure? = state.withLock { s in
+                    if s.stopped { return .shuttingDown }
+                    if s.queued >= configuration.maxQueuedImages { return .queueFull(limit: configuration.maxQueuedImages) }
+                    s.queues[key, default: []].append(Pending(id: id, job: job, version: version, enqueued: .now, continuation: continuation))
+                    s.queued += 1
+                    return nil
+                }
+                if let refusal {
+                    continuation.resume(throwing: refusal)
+                    return
+                }
+                wakeup.signal()
+                if let deadline = job.deadline {
+                    // On Dispatch, not the cooperative pool: a busy pool must not delay a deadline.
+                    let delay = max(0, (deadline - ContinuousClock.now).seconds)
+                    deadlineQueue.asyncAfter(deadline: .now() + delay) { [self] in abandon(id, because: .deadlineExceeded) }
+                }
+                if Task.isCancelled { abandon(id, because: .cancelled) }
+            }
+        } onCancel: {
+            abandon(id, because: .cancelled)
+        }
+    }
+
+    /// Drops image `id` if it is still queued or running, failing its call with `failure`.
+    func abandon(_ id: UInt64, because failure: Failure) {
+        let dropped: Pending? = state.withLock { s in
+            for (key, items) in s.queues {
+                if let i = items.firstIndex(where: { $0.id == id }) {
+                    var rest = items
+                    let p = rest.remove(at: i)
+                    s.queues[key] = rest.isEmpty ? nil : rest
+                    s.queued -= 1
+                    return p
+                }
+            }
+            return s.running.removeValue(forKey: id)
+        }
+        guard let dropped else { return }
+        dropped.continuation.resume(throwing: failure)
+        dropObserver?(dropped.version.name, failure == .cancelled ? .cancelled : .deadline)
     }
 
     public func stop() {
@@ -175,6 +237,7 @@ public final class InferenceScheduler: Sendable {
                     let rest = Array(items.dropFirst(take.count))
                     s.queues[key] = rest.isEmpty ? nil : rest
                     s.queued -= take.count
+                    for p in take { s.running[p.id] = p }
                     s.lastBatchSize = take.count
                     // Leave a wake-up for another worker when images remain.
                     if !rest.isEmpty || s.queued > 0 { wakeup.signal() }
@@ -196,42 +259,55 @@ public final class InferenceScheduler: Sendable {
     func workerLoop() {
         var engines = EngineCache()
         while let (batch, key) = nextBatch() {
-            let now = ContinuousClock.now
-            var live: [Pending] = []
-            for p in batch {
-                if let d = p.job.deadline, d < now { p.continuation.resume(throwing: Failure.deadlineExceeded) } else { live.append(p) }
+            let chunk = max(1, configuration.maxImageStepsPerChunk / max(1, key.timesteps))
+            var reports: [(size: Int, compute: Double, spikes: Int)] = []
+            var next = 0
+            while next < batch.count {
+                // Between chunks: drop what expired; what was abandoned is no longer running.
+                let now = ContinuousClock.now
+                for p in batch[next...] where (p.job.deadline.map { $0 < now } ?? false) { abandon(p.id, because: .deadlineExceeded) }
+                let live = state.withLock { s in batch[next...].filter { s.running[$0.id] != nil }.prefix(chunk) }
+                guard let last = live.last else { break }
+                next = batch.firstIndex { $0.id == last.id }! + 1
+                reports.append(run(Array(live), key: key, batchSize: batch.count, engines: &engines))
             }
-            guard let first = live.first else { continue }
-            let version = first.version
-            let spec = version.model.description.inputSpec
-            var input = Tensor(shape: [live.count, spec.channels, spec.height, spec.width])
-            for (i, p) in live.enumerated() {
-                input.scalars.replaceSubrange(i * spec.count..<(i + 1) * spec.count, with: p.job.input)
+            if !reports.isEmpty {
+                observer?(BatchReport(model: key.model, version: key.version, timesteps: key.timesteps,
+                                      size: reports.reduce(0) { $0 + $1.size }, computeSeconds: reports.reduce(0) { $0 + $1.compute },
+                                      spikes: reports.reduce(0) { $0 + $1.spikes }))
             }
-            let start = ContinuousClock.now
-            // Versions in the store are validated SNNs, so creating their engine cannot fail.
-            let result = try! engines.run(input, version: version,
-                                          options: .init(timesteps: key.timesteps, seeds: live.map(\.job.seed),
-                                                         trace: live.contains { $0.job.trace }))
-            let compute = (ContinuousClock.now - start).seconds
-            let k = version.model.description.labels.count
-            let decisions = result.decisions
-            for (i, p) in live.enumerated() {
-                let outcome = Outcome(
-                    potentials: Array(result.potentials.scalars[i * k..<(i + 1) * k]), scores: result.scores(image: i),
-                    decided: decisions[i] != nil,
-                    trace: p.job.trace ? result.trace?[i] : nil, spikes: result.spikes[i], synapticOps: result.synapticOps[i],
-                    layerSpikes: result.imageLayerSpikes[i], layerNeurons: result.layerNeurons,
-                    queueSeconds: (start - p.enqueued).seconds, computeSeconds: compute, batchSize: live.count)
-                if let d = p.job.deadline, d < ContinuousClock.now {
-                    p.continuation.resume(throwing: Failure.deadlineExceeded)
-                } else {
-                    p.continuation.resume(returning: outcome)
-                }
-            }
-            observer?(BatchReport(model: key.model, version: key.version, timesteps: key.timesteps, size: live.count,
-                                  computeSeconds: compute, spikes: result.spikes.reduce(0, +)))
         }
     }
-}
 
+    /// Computes one chunk of a batch and answers its images (those still running).
+    func run(_ live: [Pending], key: Key, batchSize: Int, engines: inout EngineCache) -> (size: Int, compute: Double, spikes: Int) {
+        let version = live[0].version
+        let spec = version.model.description.inputSpec
+        var input = Tensor(shape: [live.count, spec.channels, spec.height, spec.width])
+        for (i, p) in live.enumerated() {
+            input.scalars.replaceSubrange(i * spec.count..<(i + 1) * spec.count, with: p.job.input)
+        }
+        let start = ContinuousClock.now
+        // Versions in the store are validated SNNs, so creating their engine cannot fail.
+        let result = try! engines.run(input, version: version,
+                                      options: .init(timesteps: key.timesteps, seeds: live.map(\.job.seed),
+                                                     trace: live.contains { $0.job.trace }))
+        let compute = (ContinuousClock.now - start).seconds
+        let k = version.model.description.labels.count
+        let decisions = result.decisions
+        for (i, p) in live.enumerated() {
+            let outcome = Outcome(
+                potentials: Array(result.potentials.scalars[i * k..<(i + 1) * k]), scores: result.scores(image: i),
+                decided: decisions[i] != nil,
+                trace: p.job.trace ? result.trace?[i] : nil, spikes: result.spikes[i], synapticOps: result.synapticOps[i],
+                layerSpikes: result.imageLayerSpikes[i], layerNeurons: result.layerNeurons,
+                queueSeconds: (start - p.enqueued).seconds, computeSeconds: compute, batchSize: batchSize)
+            if let d = p.job.deadline, d < ContinuousClock.now {
+                abandon(p.id, because: .deadlineExceeded)
+            } else if let mine = state.withLock({ $0.running.removeValue(forKey: p.id) }) {
+                mine.continuation.resume(returning: outcome)
+            }
+        }
+        return (live.count, compute, result.spikes.reduce(0, +))
+    }
+}

@@ -300,6 +300,8 @@ public final class ServingAPI: Sendable {
                 throw APIError(504, "deadline_exceeded", "the request did not finish within deadline_ms=\(params.deadlineMs ?? 0)")
             case .shuttingDown:
                 throw APIError(503, "shutting_down", "the server is shutting down")
+            case .cancelled:
+                throw APIError(503, "cancelled", "the request was cancelled before its images were computed")
             }
         }
         var results: [JSONValue] = []

@@ -21,10 +21,10 @@ public final class ServingApplication: Sendable {
         self.logger = logger
         let metrics = ServingMetrics()
         store = ModelStore(root: modelsDirectory)
-        scheduler = InferenceScheduler(configuration: batching) { report in
+        scheduler = InferenceScheduler(configuration: batching, observer: { report in
             metrics.batch(model: report.model, version: report.version, size: report.size, timesteps: report.timesteps,
                           spikes: report.spikes, computeSeconds: report.computeSeconds)
-        }
+        }, dropObserver: { model, reason in metrics.dropped(model: model, reason: reason.rawValue) })
         let api = ServingAPI(store: store, scheduler: scheduler, tokens: tokens, metrics: metrics, logger: logger)
         self.api = api
         try store.loadAll()

@@ -44,6 +44,11 @@ public final class ServingMetrics: Sendable {
             .recordNanoseconds(Int64(computeSeconds * 1e9))
     }
 
+    /// Images dropped before or while being computed: their deadline passed, or their client left.
+    public func dropped(model: String, reason: String) {
+        factory.makeCounter(label: "spikeserve_dropped_images_total", dimensions: [("model", model), ("reason", reason)]).increment(by: 1)
+    }
+
     /// 1 for each loaded version, 0 once unloaded.
     public func versionLoaded(model: String, version: Int, loaded: Bool, isDefault: Bool) {
         factory.makeMeter(label: "spikeserve_model_version_loaded", dimensions: [("model", model), ("version", String(version))])
