@@ -18,15 +18,18 @@ public final class ServingAPI: Sendable {
 
     public let store: ModelStore
     public let scheduler: InferenceScheduler
+    /// Where request images are decoded (never on the handlers' threads).
+    public let decoder: DecodePool
     public let tokens: AccessTokens
     public let metrics: ServingMetrics
     public let configuration: Configuration
     let logger: Logger
 
-    public init(store: ModelStore, scheduler: InferenceScheduler, tokens: AccessTokens, metrics: ServingMetrics,
-                configuration: Configuration = .init(), logger: Logger) {
+    public init(store: ModelStore, scheduler: InferenceScheduler, decoder: DecodePool = DecodePool(), tokens: AccessTokens,
+                metrics: ServingMetrics, configuration: Configuration = .init(), logger: Logger) {
         self.store = store
         self.scheduler = scheduler
+        self.decoder = decoder
         self.tokens = tokens
         self.metrics = metrics
         self.configuration = configuration
@@ -266,15 +269,26 @@ public final class ServingAPI: Sendable {
         let spec = d.inputSpec
         var inputs: [[Float]] = []
         var decodeSeconds: [Double] = []
+        let maxPixels = configuration.maxImagePixels
         for (i, bytes) in params.images.enumerated() {
             let t0 = ContinuousClock.now
+            let decoded: Result<[Float], ImageDecodingError>
             do {
-                let image = try ImageDecoder.decode(bytes, grayscale: spec.channels == 1, maxPixels: configuration.maxImagePixels)
-                    .prepared(for: spec)
-                var floats = [Float](repeating: 0, count: spec.count)
-                floats.withUnsafeMutableBufferPointer { image.normalized(spec, into: $0.baseAddress!) }
-                inputs.append(floats)
-            } catch {
+                decoded = try await decoder.run(pixels: ImageHeader.pixelCount(bytes) ?? 1) {
+                    Result { () throws(ImageDecodingError) -> [Float] in
+                        let image = try ImageDecoder.decode(bytes, grayscale: spec.channels == 1, maxPixels: maxPixels).prepared(for: spec)
+                        var floats = [Float](repeating: 0, count: spec.count)
+                        floats.withUnsafeMutableBufferPointer { image.normalized(spec, into: $0.baseAddress!) }
+                        return floats
+                    }
+                }
+            } catch let DecodePool.Failure.busy(pixels, limit) {
+                throw APIError(503, "decode_busy", "decoding \(pixels) more pixels would exceed \(limit) in flight; retry shortly",
+                               headers: [("Retry-After", "1")])
+            }
+            switch decoded {
+            case .success(let floats): inputs.append(floats)
+            case .failure(let error):
                 let which = params.images.count > 1 ? "image \(i + 1): " : ""
                 throw APIError.badRequest("\(which)\(error.message)", code: "invalid_image")
             }

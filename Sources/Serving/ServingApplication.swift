@@ -16,7 +16,8 @@ public final class ServingApplication: Sendable {
 
     /// `jobs`: job settings; its state directory defaults to `MODELS/.spikeserve`.
     public init(modelsDirectory: String, publicDirectory: String?, tokens: AccessTokens,
-                batching: InferenceScheduler.Configuration = .init(), jobs jobConfiguration: JobManager.Configuration? = nil,
+                batching: InferenceScheduler.Configuration = .init(), decoding: DecodePool.Configuration = .init(),
+                jobs jobConfiguration: JobManager.Configuration? = nil,
                 server configuration: HTTPServer.Configuration, logger: Logger) throws {
         self.logger = logger
         let metrics = ServingMetrics()
@@ -25,7 +26,8 @@ public final class ServingApplication: Sendable {
             metrics.batch(model: report.model, version: report.version, size: report.size, timesteps: report.timesteps,
                           spikes: report.spikes, computeSeconds: report.computeSeconds)
         }, dropObserver: { model, reason in metrics.dropped(model: model, reason: reason.rawValue) })
-        let api = ServingAPI(store: store, scheduler: scheduler, tokens: tokens, metrics: metrics, logger: logger)
+        let api = ServingAPI(store: store, scheduler: scheduler, decoder: DecodePool(configuration: decoding), tokens: tokens,
+                             metrics: metrics, logger: logger)
         self.api = api
         try store.loadAll()
         jobs = try JobManager(
@@ -51,6 +53,7 @@ public final class ServingApplication: Sendable {
         await server.waitUntilStopped()
         jobs.stop()
         scheduler.stop()
+        api.decoder.stop()
         logger.info("stopped")
     }
 

@@ -43,6 +43,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Fine-tuning jobs trained at the same time (the rest queue).")
     var maxConcurrentJobs = 1
 
+    @Option(help: "Image decoding threads (default: one per core).")
+    var decodeThreads: Int?
+
+    @Option(help: "Most megapixels decoding at once; past it a request is answered 503 with Retry-After.")
+    var maxDecodeMegapixels = 160
+
     @Option(help: "Most megabytes a dataset archive may expand to (all files).")
     var datasetMaxMb = 2048
 
@@ -75,6 +81,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard maxBatchSize >= 1 else { throw ValidationError("--max-batch-size must be at least 1") }
+        try OptionRange.check(decodeThreads, 1...256, "--decode-threads")
+        try OptionRange.check(maxDecodeMegapixels, 1...100_000, "--max-decode-megapixels")
         try OptionRange.check(datasetMaxMb, 1...(1 << 20), "--dataset-max-mb")
         try OptionRange.check(datasetMaxFiles, 1...100_000_000, "--dataset-max-files")
         try OptionRange.check(datasetMaxFileMb, 1...(1 << 20), "--dataset-max-file-mb")
@@ -118,9 +126,12 @@ struct ServeCommand: AsyncParsableCommand {
         jobs.datasetLimits.maxFiles = datasetMaxFiles
         jobs.datasetLimits.maxFileBytes = datasetMaxFileMb << 20
         jobs.datasetLimits.reserveBytes = diskReserveMb << 20
+        var decoding = DecodePool.Configuration()
+        if let decodeThreads { decoding.threads = decodeThreads }
+        decoding.maxPixelsInFlight = maxDecodeMegapixels * 1_000_000
         let app = try ServingApplication(
             modelsDirectory: modelsDir, publicDirectory: publicDir, tokens: AccessTokens.load(file: tokens),
-            batching: batching, jobs: jobs, server: server, logger: logger)
+            batching: batching, decoding: decoding, jobs: jobs, server: server, logger: logger)
         try await app.run()
     }
 }

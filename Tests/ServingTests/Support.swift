@@ -63,6 +63,7 @@ final class TestServer: Sendable {
         await app.server.shutdown()
         app.jobs.stop()
         app.scheduler.stop()
+        app.api.decoder.stop()
     }
 }
 
