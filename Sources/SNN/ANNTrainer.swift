@@ -8,7 +8,7 @@ public struct ANNTrainer {
         public var epochs: Int = 15
         public var batchSize: Int = 64
         /// "sgd" (momentum 0.9) or "adam".
-        public var optimizer: String = "sgd"
+        public var optimizer: OptimizerKind = .sgd
         public var learningRate: Double = 0.01
         public var momentum: Double = 0.9
         public var weightDecay: Double = 5e-4
@@ -32,7 +32,7 @@ public struct ANNTrainer {
         self.model = model
         self.configuration = configuration
         let lr = Float(configuration.learningRate), wd = Float(configuration.weightDecay)
-        optimizer = configuration.optimizer == "adam"
+        optimizer = configuration.optimizer == .adam
             ? .adam(Adam(learningRate: lr, weightDecay: wd, amsgrad: true))
             : .sgd(SGD(learningRate: lr, momentum: Float(configuration.momentum), weightDecay: wd))
     }

@@ -5,6 +5,23 @@ import TensorKit
 /// STDB fine-tuning of a converted SNN at a small time-step budget: the last stage of the hybrid
 /// method. A library with progress events and cancellation, so the command line and the server's
 /// asynchronous jobs run the same code.
+/// Which surrogate derivative of the spike fine-tuning uses (decoded once from a CLI option or a
+/// job's JSON; an unknown name is an error, never a silent default).
+public enum SurrogateKind: String, Codable, Sendable, CaseIterable {
+    /// α·exp(−β·Δt), Rathi et al. 2020 (STDB).
+    case stdb
+    /// α·max(0, 1 − |u/θ − 1|), the reference implementation's default.
+    case linear
+}
+
+/// The optimizer of a training run.
+public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
+    /// Adam with AMSGrad.
+    case adam
+    /// SGD with momentum 0.9.
+    case sgd
+}
+
 public struct FineTuner {
     public struct Configuration: Codable, Sendable {
         /// The budget trained for; it becomes the model's default.
@@ -15,12 +32,11 @@ public struct FineTuner {
         public var alsoTimesteps: [Int] = []
         public var epochs: Int = 5
         public var batchSize: Int = 32
-        /// "adam" (AMSGrad) or "sgd".
-        public var optimizer: String = "adam"
+        public var optimizer: OptimizerKind = .adam
         public var learningRate: Double = 1e-4
         public var weightDecay: Double = 5e-4
         public var decay = StepDecay(milestones: [0.6, 0.8], factor: 0.5)
-        public var surrogate: String = "stdb"
+        public var surrogate: SurrogateKind = .stdb
         public var alpha: Float = 0.3
         public var beta: Float = 0.01
         /// Δt of a neuron that has not spiked yet (1 = count from the start; the reference uses 1000).
@@ -35,7 +51,10 @@ public struct FineTuner {
         public var budgets: [Int] { [timesteps] + alsoTimesteps.filter { $0 != timesteps } }
 
         public var surrogateFunction: Surrogate {
-            surrogate == "linear" ? .linear(alpha: alpha) : .stdb(alpha: alpha, beta: beta, silentAge: silentAge)
+            switch surrogate {
+            case .linear: .linear(alpha: alpha)
+            case .stdb: .stdb(alpha: alpha, beta: beta, silentAge: silentAge)
+            }
         }
     }
 
@@ -61,9 +80,10 @@ public struct FineTuner {
         }
         self.network = network
         let lr = Float(configuration.learningRate), wd = Float(configuration.weightDecay)
-        optimizer = configuration.optimizer == "sgd"
-            ? .sgd(SGD(learningRate: lr, momentum: 0.9, weightDecay: wd))
-            : .adam(Adam(learningRate: lr, weightDecay: wd, amsgrad: true))
+        switch configuration.optimizer {
+        case .sgd: optimizer = .sgd(SGD(learningRate: lr, momentum: 0.9, weightDecay: wd))
+        case .adam: optimizer = .adam(Adam(learningRate: lr, weightDecay: wd, amsgrad: true))
+        }
     }
 
     public var model: Model { network.model }
@@ -184,8 +204,8 @@ public struct FineTuner {
         p.notes["finetune_timesteps"] = String(c.timesteps)
         p.notes["finetune_epochs"] = String(c.epochs)
         p.notes["finetune_best_epoch"] = String(bestEpoch)
-        p.notes["finetune_surrogate"] = c.surrogate == "linear" ? "linear(alpha=\(c.alpha))" : "stdb(alpha=\(c.alpha), beta=\(c.beta), silent_age=\(c.silentAge))"
-        p.notes["finetune_optimizer"] = "\(c.optimizer) lr=\(c.learningRate) weight_decay=\(c.weightDecay) batch=\(c.batchSize)"
+        p.notes["finetune_surrogate"] = c.surrogate == .linear ? "linear(alpha=\(c.alpha))" : "stdb(alpha=\(c.alpha), beta=\(c.beta), silent_age=\(c.silentAge))"
+        p.notes["finetune_optimizer"] = "\(c.optimizer.rawValue) lr=\(c.learningRate) weight_decay=\(c.weightDecay) batch=\(c.batchSize)"
         if bestValidationAccuracy >= 0 && c.budgets.count == 1 { p.accuracies["hybrid_t\(c.timesteps)"] = bestValidationAccuracy }
         p.notes["finetune_budgets"] = c.budgets.map(String.init).joined(separator: ",")
         if let command { p.commands.append(command) }

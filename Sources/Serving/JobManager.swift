@@ -171,8 +171,10 @@ public final class JobManager: Sendable {
             hp.alpha = Float(try num("alpha", 1e-6...100) ?? Double(hp.alpha))
             hp.beta = Float(try num("beta", 0...100) ?? Double(hp.beta))
             if let s = h["surrogate"] {
-                guard let s = s as? String, ["stdb", "linear"].contains(s) else { throw .badRequest("hyperparameters.surrogate must be stdb or linear") }
-                hp.surrogate = s
+                guard let name = s as? String, let kind = SurrogateKind(rawValue: name) else {
+                    throw .badRequest("hyperparameters.surrogate must be stdb or linear")
+                }
+                hp.surrogate = kind
             }
         }
         if let v = body["validation_split"], JSONField.double(v) == nil { throw .badRequest("validation_split must be a number in (0, 1)") }

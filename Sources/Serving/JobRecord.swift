@@ -1,4 +1,5 @@
 import Foundation
+import SNN
 
 /// A fine-tuning job as stored and as answered by the API (OpenAI's fine-tuning job shape).
 public struct JobRecord: Codable, Sendable {
@@ -12,7 +13,7 @@ public struct JobRecord: Codable, Sendable {
         public var epochs: Int = 1
         public var learningRate: Double = 1e-4
         public var batchSize: Int = 32
-        public var surrogate: String = "linear"
+        public var surrogate: SurrogateKind = .linear
         public var alpha: Float = 0.3
         public var beta: Float = 0.01
         public var limit: Int?

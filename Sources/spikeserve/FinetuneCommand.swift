@@ -105,10 +105,10 @@ struct FinetuneCommand: ParsableCommand {
         config.alsoTimesteps = alsoTimesteps
         config.epochs = epochs
         config.batchSize = batchSize
-        config.optimizer = optimizer
+        config.optimizer = OptimizerKind(rawValue: optimizer)!  // checked in validate()
         config.learningRate = lr
         config.weightDecay = weightDecay
-        config.surrogate = surrogate
+        config.surrogate = SurrogateKind(rawValue: surrogate)!  // checked in validate()
         config.alpha = alpha
         config.beta = beta
         config.silentAge = silentAge

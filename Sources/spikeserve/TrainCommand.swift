@@ -73,7 +73,7 @@ struct TrainCommand: ParsableCommand {
         var config = ANNTrainer.Configuration()
         config.epochs = epochs
         config.batchSize = batchSize
-        config.optimizer = optimizer
+        config.optimizer = OptimizerKind(rawValue: optimizer)!  // checked in validate()
         config.learningRate = lr
         config.weightDecay = weightDecay
         config.cropPadding = cropPadding
