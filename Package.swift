@@ -24,6 +24,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -47,7 +48,8 @@ let package = Package(
         .target(name: "SNN", dependencies: ["TensorKit", "Imaging", "CSynapse"], swiftSettings: swiftSettings),
         .target(
             name: "HTTPServer",
-            dependencies: ["CEventLoop", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CEventLoop", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "HeapModule", package: "swift-collections")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

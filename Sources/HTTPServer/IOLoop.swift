@@ -1,5 +1,6 @@
 import CEventLoop
 import Dispatch
+import HeapModule
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -66,7 +67,7 @@ final class IOLoop: @unchecked Sendable {
     private let epollFD: Int32
     private let wakeFD: Int32
     private var clients: [Int: Registration] = [:]
-    private var timers = MinHeap<Timer>()
+    private var timers = Heap<Timer>()
     /// The work being run now (kept between rounds to reuse its capacity).
     private var running: [@Sendable () -> Void] = []
     /// Set by the loop thread as it finishes (work run after that must not register anything).
@@ -196,7 +197,7 @@ final class IOLoop: @unchecked Sendable {
         // heavy connection churn, drop them once they clearly outnumber the live ones.
         if timers.count > 1024 && timers.count > 4 * clients.count {
             let live = clients
-            timers.removeAll { live[$0.token] == nil }
+            timers = Heap(timers.unordered.filter { live[$0.token] != nil })
         }
     }
 
@@ -240,15 +241,15 @@ final class IOLoop: @unchecked Sendable {
 
     private func fireTimers() {
         let now = monotonicNow()
-        while let first = timers.first, first.at <= now {
-            timers.removeFirst()
+        while let first = timers.min, first.at <= now {
+            timers.removeMin()
             clients[first.token]?.client.timerFired(at: first.at)
         }
     }
 
     /// Milliseconds until the earliest timer (rounded up), or -1 to wait for events only.
     private func waitTimeout() -> Int32 {
-        guard let first = timers.first else { return -1 }
+        guard let first = timers.min else { return -1 }
         let now = monotonicNow()
         guard first.at > now else { return 0 }
         return Int32(clamping: (first.at - now + 999_999) / 1_000_000)
@@ -293,7 +294,7 @@ final class IOLoop: @unchecked Sendable {
             if last.isEmpty { break }
             for work in last { work() }
         }
-        timers = MinHeap()
+        timers = Heap()
     }
 
     private func dispatch(_ bits: UInt32, token: Int) {
@@ -309,56 +310,6 @@ final class IOLoop: @unchecked Sendable {
         if failed, let current = clients[token], !current.reading, !current.writing {
             // Level-triggered error/hang-up with no interest would be reported forever.
             current.client.handleHangup()
-        }
-    }
-}
-
-/// A binary min-heap; enough for the loop's timers (swift-collections' Heap is not a dependency).
-struct MinHeap<Element: Comparable> {
-    private var storage: [Element] = []
-
-    var first: Element? { storage.first }
-    var count: Int { storage.count }
-
-    mutating func insert(_ element: Element) {
-        storage.append(element)
-        var child = storage.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard storage[child] < storage[parent] else { break }
-            storage.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    /// Keeps the elements for which `shouldRemove` is false, then restores the heap order (O(n)).
-    mutating func removeAll(where shouldRemove: (Element) -> Bool) {
-        storage.removeAll(where: shouldRemove)
-        for start in stride(from: storage.count / 2 - 1, through: 0, by: -1) { siftDown(from: start) }
-    }
-
-    @discardableResult
-    mutating func removeFirst() -> Element {
-        let top = storage[0]
-        let last = storage.removeLast()
-        if !storage.isEmpty {
-            storage[0] = last
-            siftDown(from: 0)
-        }
-        return top
-    }
-
-    private mutating func siftDown(from index: Int) {
-        var parent = index
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < storage.count && storage[left] < storage[smallest] { smallest = left }
-            if right < storage.count && storage[right] < storage[smallest] { smallest = right }
-            if smallest == parent { return }
-            storage.swapAt(parent, smallest)
-            parent = smallest
         }
     }
 }

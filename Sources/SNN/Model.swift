@@ -274,20 +274,6 @@ func describe(_ error: any Error) -> String {
     }
 }
 
-/// Writes a file and fsyncs it, so a rename after it publishes complete contents even after a crash.
-public func writeDurably(_ data: Data, to url: URL) throws {
-    try data.write(to: url)
-    fsyncPath(url.path)
-}
-
-public func fsyncPath(_ path: String) {
-    let fd = open(path, O_RDONLY)
-    if fd >= 0 {
-        _ = fsync(fd)
-        close(fd)
-    }
-}
-
 extension [LayerSpec] {
     func containsKind(_ kind: LayerSpec.Kind) -> Bool {
         contains { $0.type == kind || ($0.body ?? []).containsKind(kind) || ($0.shortcut ?? []).containsKind(kind) }

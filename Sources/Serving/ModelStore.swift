@@ -165,17 +165,3 @@ public final class ModelStore: Sendable {
         }
     }
 }
-
-/// Writes a small file so that readers see the old or the new contents, never a mix: write a
-/// temporary sibling, fsync it, rename it over the target, fsync the directory.
-public func writeFileAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))")
-    try writeDurably(data, to: tmp)
-    if rename(tmp.path, path) != 0 {
-        let code = errno
-        try? FileManager.default.removeItem(at: tmp)
-        throw ModelError("rename to \(path) failed: \(String(cString: strerror(code)))")
-    }
-    fsyncPath(url.deletingLastPathComponent().path)
-}

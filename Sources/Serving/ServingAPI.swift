@@ -3,6 +3,7 @@ import HTTPServer
 import Imaging
 import Logging
 import SNN
+import TensorKit
 
 /// The REST API: models, versions and classification. Routes are registered on an HTTPServer
 /// `Router`; every handler passes through `endpoint`, which applies the scope's auth check, turns

@@ -101,3 +101,11 @@ import Glibc
 #else
 import Darwin
 #endif
+
+/// Numerically safe softmax (the maximum is subtracted first).
+public func softmax(_ z: [Float]) -> [Float] {
+    let m = z.max() ?? 0
+    let e = z.map { expf($0 - m) }
+    let s = e.reduce(0, +)
+    return e.map { $0 / s }
+}

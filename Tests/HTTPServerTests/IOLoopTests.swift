@@ -139,21 +139,6 @@ extension HTTPServerTests {
             #expect(!registered)
         }
 
-        @Test func heapPopsInOrder() {
-            var heap = MinHeap<Int>()
-            var generator = SystemRandomNumberGenerator()
-            let values = (0..<500).map { _ in Int.random(in: 0..<100, using: &generator) }
-            for value in values { heap.insert(value) }
-            var popped: [Int] = []
-            while heap.first != nil { popped.append(heap.removeFirst()) }
-            #expect(popped == values.sorted())
-            for value in values { heap.insert(value) }
-            heap.removeAll { $0 % 3 == 0 }
-            popped = []
-            while heap.first != nil { popped.append(heap.removeFirst()) }
-            #expect(popped == values.filter { $0 % 3 != 0 }.sorted())
-        }
-
         @Test func requestIDsAreDistinctHexOfFixedLength() {
             let ids = (0..<20_000).map { _ in HTTPRequest.generateRequestID() }
             #expect(Set(ids).count == ids.count)
