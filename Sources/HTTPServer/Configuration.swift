@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-extension HTTPServer {
+extension Server {
     /// How the server binds, what it accepts, and how long it waits. Every default is documented on
     /// its field; `Configuration()` is a sensible local server.
     public struct Configuration: Sendable {
@@ -14,7 +14,7 @@ extension HTTPServer {
         /// "0.0.0.0" for all IPv4 interfaces or "::" for all interfaces (dual-stack).
         /// Default "127.0.0.1": reachable from this machine only.
         public var host: String
-        /// TCP port; 0 asks the kernel for a free one (read it back from `HTTPServer.boundPort`).
+        /// TCP port; 0 asks the kernel for a free one (read it back from `Server.boundPort`).
         /// Default 8080.
         public var port: Int
         /// Length of the kernel's queue of not-yet-accepted connections (listen(2) backlog; the kernel

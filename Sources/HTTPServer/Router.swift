@@ -47,7 +47,7 @@ public struct Router: Sendable {
     }
 
     /// The body limit when `method` + decoded `path` resolve to a streaming route, else nil. Pass it
-    /// to `HTTPServer(configuration:logger:streamingBody:handler:)`.
+    /// to `Server(configuration:logger:streamingBody:handler:)`.
     public func streamingLimit(method: String, path: String) -> Int? {
         let segments = path.split(separator: "/").map(String.init)
         var best: Route?

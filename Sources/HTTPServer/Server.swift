@@ -14,7 +14,7 @@ public typealias HTTPHandler = @Sendable (HTTPRequest) async throws -> HTTPRespo
 /// An HTTP/1.1 server on non-blocking POSIX sockets. A Dispatch source accepts connections and
 /// spreads them over `configuration.ioThreads` epoll loops (IOLoop), which read, parse and write;
 /// handlers run in Swift concurrency Tasks, so a slow handler never stalls other connections.
-public final class HTTPServer: Sendable {
+public final class Server: Sendable {
     public let configuration: Configuration
     private let context: ServerContext
     private let acceptQueue = DispatchQueue(label: "HTTPServer.accept")

@@ -5,7 +5,7 @@ import Synchronization
 /// What every connection of one server shares: immutable settings, the handler, the logger, and
 /// the registry of live connections.
 final class ServerContext: Sendable {
-    let configuration: HTTPServer.Configuration
+    let configuration: Server.Configuration
     let logger: Logger
     let handler: HTTPHandler
     /// (method, decoded path) → body limit of a streaming route; see `HTTPServer.init`.
@@ -20,7 +20,7 @@ final class ServerContext: Sendable {
     let writeIdle: UInt64
     let lingeringClose: UInt64
 
-    init(configuration: HTTPServer.Configuration, logger: Logger, streamingBody: (@Sendable (String, String) -> Int?)? = nil,
+    init(configuration: Server.Configuration, logger: Logger, streamingBody: (@Sendable (String, String) -> Int?)? = nil,
          handler: @escaping HTTPHandler) {
         self.configuration = configuration
         self.logger = logger

@@ -1,6 +1,6 @@
 // Thin POSIX socket layer. Discipline borrowed from swift-nio: every call retries EINTR, EAGAIN is
 // "would block" (never an error), SIGPIPE is avoided per call with MSG_NOSIGNAL (and process-wide in
-// HTTPServer.start), and close() is never retried (on Linux the fd is gone even on EINTR).
+// Server.start), and close() is never retried (on Linux the fd is gone even on EINTR).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

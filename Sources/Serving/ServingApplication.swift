@@ -10,7 +10,7 @@ public final class ServingApplication: Sendable {
     public let store: ModelStore
     public let scheduler: InferenceScheduler
     public let api: ServingAPI
-    public let server: HTTPServer
+    public let server: Server
     public let jobs: JobManager
     let logger: Logger
 
@@ -18,7 +18,7 @@ public final class ServingApplication: Sendable {
     public init(modelsDirectory: String, publicDirectory: String?, tokens: AccessTokens,
                 batching: InferenceScheduler.Configuration = .init(), decoding: DecodePool.Configuration = .init(),
                 jobs jobConfiguration: JobManager.Configuration? = nil,
-                server configuration: HTTPServer.Configuration, logger: Logger) throws {
+                server configuration: Server.Configuration, logger: Logger) throws {
         self.logger = logger
         let metrics = ServingMetrics()
         store = ModelStore(root: modelsDirectory)
@@ -40,7 +40,7 @@ public final class ServingApplication: Sendable {
             router.fallback(StaticFiles(root: publicDirectory).handler())
         }
         let routes = router
-        server = HTTPServer(configuration: configuration, logger: logger, streamingBody: { routes.streamingLimit(method: $0, path: $1) }) { request in
+        server = Server(configuration: configuration, logger: logger, streamingBody: { routes.streamingLimit(method: $0, path: $1) }) { request in
             await routes.handle(request)
         }
     }

@@ -15,8 +15,8 @@ router.get("/json") { _ in
 }
 
 let port = ProcessInfo.processInfo.environment["HTTP_BENCH_PORT"].flatMap(Int.init) ?? 18080
-let ioThreads = ProcessInfo.processInfo.environment["HTTP_BENCH_IO_THREADS"].flatMap(Int.init) ?? HTTPServer.Configuration.processorCount
-let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: port, ioThreads: ioThreads), logger: logger, handler: router.handler())
+let ioThreads = ProcessInfo.processInfo.environment["HTTP_BENCH_IO_THREADS"].flatMap(Int.init) ?? Server.Configuration.processorCount
+let server = Server(configuration: .init(host: "127.0.0.1", port: port, ioThreads: ioThreads), logger: logger, handler: router.handler())
 try server.start()
 server.installSignalHandlers()
 print("http-bench listening on 127.0.0.1:\(server.boundPort)")

@@ -106,7 +106,7 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "spikeserve")
-        var server = HTTPServer.Configuration()
+        var server = Server.Configuration()
         server.host = host ?? env["SPIKESERVE_HOST"] ?? "127.0.0.1"
         server.port = port ?? env["SPIKESERVE_PORT"].flatMap(Int.init) ?? 8080
         let modelsDir = models ?? env["SPIKESERVE_MODELS"] ?? "Models"

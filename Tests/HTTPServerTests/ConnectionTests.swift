@@ -225,7 +225,7 @@ extension HTTPServerTests {
         }
 
         @Test func gracefulShutdownFinishesInFlightRequests() async throws {
-            let server = HTTPServer(configuration: .test(), logger: quietLogger(), handler: testRouter().handler())
+            let server = Server(configuration: .test(), logger: quietLogger(), handler: testRouter().handler())
             try server.start()
             let port = server.boundPort
             let idle = try await blocking { () -> RawClient in
@@ -328,7 +328,7 @@ extension HTTPServerTests {
             let size = 64_000_000
             var router = testRouter()
             router.get("/large") { _ in HTTPResponse(status: 200, body: [UInt8](repeating: 0x61, count: size)) }
-            var configuration = HTTPServer.Configuration.test()
+            var configuration = Server.Configuration.test()
             configuration.timeouts.writeIdle = .seconds(1)
             let received = try await withServer(configuration, handler: router.handler()) { port in
                 try await blocking { () -> Int in

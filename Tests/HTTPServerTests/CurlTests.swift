@@ -37,7 +37,7 @@ extension HTTPServerTests {
         /// Bound to "::", the server answers over IPv6 and, dual-stack, over IPv4.
         @Test(.enabled(if: Curl.ipv6Loopback, "no IPv6 loopback on this machine"))
         func dualStackServesIPv6AndIPv4() async throws {
-            var configuration = HTTPServer.Configuration.test()
+            var configuration = Server.Configuration.test()
             configuration.host = "::"
             try await withServer(configuration, handler: testRouter().handler()) { port in
                 for url in ["http://[::1]:\(port)/hello", "http://127.0.0.1:\(port)/hello"] {

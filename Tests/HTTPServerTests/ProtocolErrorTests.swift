@@ -6,7 +6,7 @@ import Testing
 extension HTTPServerTests {
     @Suite struct ProtocolErrors {
         /// Sends `raw`, expects `status` with the JSON error `code`, then the server closing.
-        static func expectRefusal(_ raw: String, status: Int, code: String, configuration: HTTPServer.Configuration = .test(), sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        static func expectRefusal(_ raw: String, status: Int, code: String, configuration: Server.Configuration = .test(), sourceLocation: SourceLocation = #_sourceLocation) async throws {
             let response = try await withServer(configuration, handler: testRouter().handler()) { port in
                 try await blocking { () -> (TestResponse, Bool) in
                     let client = try RawClient(port: port)
@@ -54,14 +54,14 @@ extension HTTPServerTests {
         }
 
         @Test func declaredBodyOverLimitIs413() async throws {
-            let configuration = HTTPServer.Configuration.test(limits: .init(maxBodyBytes: 1024))
+            let configuration = Server.Configuration.test(limits: .init(maxBodyBytes: 1024))
             try await Self.expectRefusal("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n", status: 413, code: "payload_too_large", configuration: configuration)
             let chunked = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + String(repeating: "a", count: 1024) + "\r\n1\r\nb\r\n0\r\n\r\n"
             try await Self.expectRefusal(chunked, status: 413, code: "payload_too_large", configuration: configuration)
         }
 
         @Test func expectContinueOverLimitIs413WithoutContinue() async throws {
-            let configuration = HTTPServer.Configuration.test(limits: .init(maxBodyBytes: 1024))
+            let configuration = Server.Configuration.test(limits: .init(maxBodyBytes: 1024))
             let (response, closed) = try await withServer(configuration, handler: testRouter().handler()) { port in
                 try await blocking { () -> (TestResponse, Bool) in
                     let client = try RawClient(port: port)
@@ -92,7 +92,7 @@ extension HTTPServerTests {
         }
 
         @Test func oversizedHeaderSectionIs431() async throws {
-            let configuration = HTTPServer.Configuration.test(limits: .init(maxHeaderBytes: 4096))
+            let configuration = Server.Configuration.test(limits: .init(maxHeaderBytes: 4096))
             let big = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "v", count: 5000) + "\r\n\r\n"
             try await Self.expectRefusal(big, status: 431, code: "header_too_large", configuration: configuration)
             // Never terminated: the limit applies before the end of the section is seen.
@@ -106,7 +106,7 @@ extension HTTPServerTests {
 
         @Test func headerSectionHasATotalDeadline() async throws {
             // One byte every 200 ms keeps the connection busy but must not extend the 1 s deadline.
-            let configuration = HTTPServer.Configuration.test(headerRead: .seconds(1))
+            let configuration = Server.Configuration.test(headerRead: .seconds(1))
             let (response, elapsed) = try await withServer(configuration, handler: testRouter().handler()) { port in
                 try await blocking { () -> (TestResponse, Double) in
                     let client = try RawClient(port: port)
@@ -126,7 +126,7 @@ extension HTTPServerTests {
         }
 
         @Test func stalledBodyIs408() async throws {
-            let configuration = HTTPServer.Configuration.test(bodyIdle: .seconds(1))
+            let configuration = Server.Configuration.test(bodyIdle: .seconds(1))
             let (response, elapsed) = try await withServer(configuration, handler: testRouter().handler()) { port in
                 try await blocking { () -> (TestResponse, Double) in
                     let client = try RawClient(port: port)
@@ -140,7 +140,7 @@ extension HTTPServerTests {
         }
 
         @Test func connectionsOverTheLimitGet503() async throws {
-            let configuration = HTTPServer.Configuration.test(limits: .init(maxConnections: 2))
+            let configuration = Server.Configuration.test(limits: .init(maxConnections: 2))
             let (third, stillServed) = try await withServer(configuration, handler: testRouter().handler()) { port in
                 try await blocking { () -> (TestResponse, Int) in
                     let a = try RawClient(port: port), b = try RawClient(port: port)

@@ -30,15 +30,15 @@ func eventually(_ condition: () -> Bool) async throws {
     for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
 }
 
-extension HTTPServer.Configuration {
+extension Server.Configuration {
     /// Port 0, two I/O threads, short timeouts.
     static func test(
         headerRead: Duration = .seconds(5),
         bodyIdle: Duration = .seconds(5),
         keepAliveIdle: Duration = .seconds(5),
         limits: Limits = Limits()
-    ) -> HTTPServer.Configuration {
-        HTTPServer.Configuration(
+    ) -> Server.Configuration {
+        Server.Configuration(
             host: "127.0.0.1", port: 0, limits: limits,
             timeouts: Timeouts(headerRead: headerRead, bodyIdle: bodyIdle, keepAliveIdle: keepAliveIdle, shutdownGrace: .seconds(3), writeIdle: .seconds(5), lingeringClose: .milliseconds(500)),
             ioThreads: 2)
@@ -53,13 +53,13 @@ func quietLogger() -> Logger {
 
 /// Starts a server on a free port, runs `body` with the port, shuts the server down.
 func withServer<T: Sendable>(
-    _ configuration: HTTPServer.Configuration = .test(),
+    _ configuration: Server.Configuration = .test(),
     logger: Logger = quietLogger(),
     streamingBody: (@Sendable (String, String) -> Int?)? = nil,
     handler: @escaping HTTPHandler,
     _ body: (Int) async throws -> T
 ) async throws -> T {
-    let server = HTTPServer(configuration: configuration, logger: logger, streamingBody: streamingBody, handler: handler)
+    let server = Server(configuration: configuration, logger: logger, streamingBody: streamingBody, handler: handler)
     try server.start()
     let result: T
     do {

@@ -43,7 +43,7 @@ final class TestServer: Sendable {
          publicDirectory: String? = nil, models existing: String? = nil, dataRoot: String? = nil,
          concurrentJobs: Int = 1) async throws {
         models = try existing ?? makeModelsDirectory()
-        var config = HTTPServer.Configuration()
+        var config = Server.Configuration()
         config.port = 0
         var logger = Logger(label: "test")
         logger.logLevel = .warning
