@@ -39,6 +39,18 @@ public final class ServingAPI: Sendable {
 
     public enum Access: Sendable { case open, inference, admin }
 
+    /// Registers `body` for `method` and `pattern` behind `endpoint` (auth, error mapping, metrics),
+    /// so each route's method and path are written once. `maxBodyBytes` makes it a streaming route.
+    func route(_ router: inout Router, _ method: String, _ pattern: String, access: Access, maxBodyBytes: Int? = nil,
+               _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+        let handler = endpoint(method, pattern, access: access, body)
+        if let maxBodyBytes {
+            router.addStreaming(method, pattern, maxBodyBytes: maxBodyBytes, handler)
+        } else {
+            router.add(method, pattern, handler)
+        }
+    }
+
     /// Wraps a handler with auth, error mapping and metrics.
     public func endpoint(_ method: String, _ route: String, access: Access, _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) -> HTTPHandler {
         { [self] request in
@@ -64,39 +76,38 @@ public final class ServingAPI: Sendable {
     }
 
     public func register(on router: inout Router) {
-        router.add("GET", "/healthz", endpoint("GET", "/healthz", access: .open) { _ in .json(200, ["status": "ok"] as JSONValue) })
-        router.add("GET", "/readyz", endpoint("GET", "/readyz", access: .open) { [self] _ in readiness() })
-        router.add("GET", "/metrics", endpoint("GET", "/metrics", access: .open) { [self] _ in
+        route(&router, "GET", "/healthz", access: .open) { _ in .json(200, ["status": "ok"] as JSONValue) }
+        route(&router, "GET", "/readyz", access: .open) { [self] _ in readiness() }
+        route(&router, "GET", "/metrics", access: .open) { [self] _ in
             var r = HTTPResponse(status: 200, body: metrics.exposition())
             r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             return r
-        })
-        router.add("GET", "/openapi.json", endpoint("GET", "/openapi.json", access: .open) { _ in
+        }
+        route(&router, "GET", "/openapi.json", access: .open) { _ in
             var r = HTTPResponse(status: 200, body: Array(OpenAPIDocument.json.utf8))
             r.headers.set("Content-Type", "application/json")
             return r
-        })
-        router.add("GET", "/v1/models", endpoint("GET", "/v1/models", access: .inference) { [self] _ in
+        }
+        route(&router, "GET", "/v1/models", access: .inference) { [self] _ in
             .json(200, ["models": .array(store.snapshot.keys.sorted().compactMap { modelSummary($0) })] as JSONValue)
-        })
-        router.add("GET", "/v1/models/{name}", endpoint("GET", "/v1/models/{name}", access: .inference) { [self] req in
+        }
+        route(&router, "GET", "/v1/models/{name}", access: .inference) { [self] req in
             guard let detail = modelDetail(req.pathParameters["name"] ?? "") else {
                 throw APIError.notFound("model '\(req.pathParameters["name"] ?? "")' does not exist")
             }
             return .json(200, detail)
-        })
-        router.add("GET", "/v1/models/{name}/versions", endpoint("GET", "/v1/models/{name}/versions", access: .inference) { [self] req in
+        }
+        route(&router, "GET", "/v1/models/{name}/versions", access: .inference) { [self] req in
             let name = req.pathParameters["name"] ?? ""
             guard store.entry(name) != nil else { throw APIError.notFound("model '\(name)' does not exist") }
             return .json(200, ["model": .string(name), "versions": versionList(name)] as JSONValue)
-        })
-        router.add("PUT", "/v1/models/{name}/default", endpoint("PUT", "/v1/models/{name}/default", access: .admin) { [self] req in
+        }
+        route(&router, "PUT", "/v1/models/{name}/default", access: .admin) { [self] req in
             try await setDefault(req)
-        })
+        }
         let classifyHandler: @Sendable (HTTPRequest) async throws -> HTTPResponse = { [self] req in try await classify(req) }
-        router.add("POST", "/v1/models/{name}/classify", endpoint("POST", "/v1/models/{name}/classify", access: .inference, classifyHandler))
-        router.add("POST", "/v1/models/{name}/versions/{version}/classify",
-                   endpoint("POST", "/v1/models/{name}/versions/{version}/classify", access: .inference, classifyHandler))
+        route(&router, "POST", "/v1/models/{name}/classify", access: .inference, classifyHandler)
+        route(&router, "POST", "/v1/models/{name}/versions/{version}/classify", access: .inference, classifyHandler)
     }
 
     // MARK: readiness and model descriptions

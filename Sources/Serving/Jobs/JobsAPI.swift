@@ -4,13 +4,13 @@ import HTTPServer
 extension ServingAPI {
     /// Fine-tuning job and dataset endpoints (admin scope).
     public func registerJobs(_ jobs: JobManager, on router: inout Router) {
-        router.add("POST", "/v1/fine_tuning/jobs", endpoint("POST", "/v1/fine_tuning/jobs", access: .admin) { req in
+        route(&router, "POST", "/v1/fine_tuning/jobs", access: .admin) { req in
             let job = try jobs.create(try JSONValue.parseObject(req.body))
             var r = HTTPResponse.json(201, job)
             r.headers.set("Location", "/v1/fine_tuning/jobs/\(job.id)")
             return r
-        })
-        router.add("GET", "/v1/fine_tuning/jobs", endpoint("GET", "/v1/fine_tuning/jobs", access: .admin) { req in
+        }
+        route(&router, "GET", "/v1/fine_tuning/jobs", access: .admin) { req in
             var status: JobRecord.Status? = nil
             if let s = req.query["status"] {
                 guard let parsed = JobRecord.Status(rawValue: s) else { throw APIError.badRequest("unknown status '\(s)'", code: "invalid_parameter") }
@@ -19,23 +19,23 @@ extension ServingAPI {
             let limit = try ClassifyRequest.integer(req.query["limit"], "limit", min: 1) ?? 20
             let page = jobs.list(status: status, limit: limit + 1, after: req.query["after"])
             return .json(200, JobList(data: Array(page.prefix(limit)), hasMore: page.count > limit))
-        })
-        router.add("GET", "/v1/fine_tuning/jobs/{id}", endpoint("GET", "/v1/fine_tuning/jobs/{id}", access: .admin) { req in
+        }
+        route(&router, "GET", "/v1/fine_tuning/jobs/{id}", access: .admin) { req in
             guard let job = jobs.job(req.pathParameters["id"] ?? "") else { throw APIError.notFound("job \(req.pathParameters["id"] ?? "") does not exist") }
             return .json(200, job)
-        })
-        router.add("POST", "/v1/fine_tuning/jobs/{id}/cancel", endpoint("POST", "/v1/fine_tuning/jobs/{id}/cancel", access: .admin) { req in
+        }
+        route(&router, "POST", "/v1/fine_tuning/jobs/{id}/cancel", access: .admin) { req in
             .json(200, try jobs.cancel(req.pathParameters["id"] ?? ""))
-        })
-        router.add("POST", "/v1/fine_tuning/jobs/{id}/resume", endpoint("POST", "/v1/fine_tuning/jobs/{id}/resume", access: .admin) { req in
+        }
+        route(&router, "POST", "/v1/fine_tuning/jobs/{id}/resume", access: .admin) { req in
             .json(200, try jobs.resume(req.pathParameters["id"] ?? ""))
-        })
-        router.add("GET", "/v1/fine_tuning/jobs/{id}/checkpoints", endpoint("GET", "/v1/fine_tuning/jobs/{id}/checkpoints", access: .admin) { req in
+        }
+        route(&router, "GET", "/v1/fine_tuning/jobs/{id}/checkpoints", access: .admin) { req in
             let id = req.pathParameters["id"] ?? ""
             guard jobs.job(id) != nil else { throw APIError.notFound("job \(id) does not exist") }
             return .json(200, ["object": "list", "data": .array(jobs.checkpoints(id).map { c in .object(c.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) })] as JSONValue)
-        })
-        router.add("GET", "/v1/fine_tuning/jobs/{id}/events", endpoint("GET", "/v1/fine_tuning/jobs/{id}/events", access: .admin) { req in
+        }
+        route(&router, "GET", "/v1/fine_tuning/jobs/{id}/events", access: .admin) { req in
             let id = req.pathParameters["id"] ?? ""
             guard jobs.job(id) != nil else { throw APIError.notFound("job \(id) does not exist") }
             let after = try ClassifyRequest.integer(req.query["after"], "after", min: 0) ?? 0
@@ -61,10 +61,10 @@ extension ServingAPI {
                     try await Task.sleep(for: .milliseconds(250))
                 }
             }
-        })
+        }
         // Streaming: the archive goes to disk as it arrives (up to 1 GiB, beyond the server's
         // buffered body limit); auth and the model are checked before any of it is read.
-        router.addStreaming("POST", "/v1/datasets", maxBodyBytes: 1 << 30, endpoint("POST", "/v1/datasets", access: .admin) { [self] req in
+        route(&router, "POST", "/v1/datasets", access: .admin, maxBodyBytes: 1 << 30) { [self] req in
             var model: ModelStore.Version? = nil
             if let name = req.query["model"] {
                 do { model = try store.resolve(name) } catch { throw APIError.badRequest("\(error)", code: "invalid_model") }
@@ -90,7 +90,7 @@ extension ServingAPI {
                 }
             }
             return .json(201, JSONValue.object(result.sorted { $0.key < $1.key }))
-        })
+        }
     }
 }
 
