@@ -20,7 +20,7 @@ let package = Package(
     name: "SpikeServe",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "spikeserve", targets: ["spikeserve"]),
+        .executable(name: "spikeserve", targets: ["spikeserve"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -48,8 +48,10 @@ let package = Package(
         .target(name: "SNN", dependencies: ["TensorKit", "Imaging", "CSynapse"], swiftSettings: swiftSettings),
         .target(
             name: "HTTPServer",
-            dependencies: ["CEventLoop", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "HeapModule", package: "swift-collections")],
+            dependencies: [
+                "CEventLoop", .product(name: "Logging", package: "swift-log"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

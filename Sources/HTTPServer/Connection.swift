@@ -334,11 +334,12 @@ final class Connection: IOLoopClient, @unchecked Sendable {
             let response = await Connection.respond(handler, request, logger)
             loop.execute { self.responseReady(sequence, response) }
         }
-        slots.append(Slot(
-            method: request.method, rawPath: request.rawPath, requestID: request.requestID, keepAlive: keepAlive,
-            http10: request.version == "HTTP/1.0", startedAt: currentHeadAt, sequence: sequence, response: nil, task: task,
-            forceClose: false
-        ))
+        slots.append(
+            Slot(
+                method: request.method, rawPath: request.rawPath, requestID: request.requestID, keepAlive: keepAlive,
+                http10: request.version == "HTTP/1.0", startedAt: currentHeadAt, sequence: sequence, response: nil, task: task,
+                forceClose: false
+            ))
         return (sequence, keepAlive)
     }
 
@@ -433,11 +434,12 @@ final class Connection: IOLoopClient, @unchecked Sendable {
         updateReading()
         let sequence = nextSequence
         nextSequence += 1
-        slots.append(Slot(
-            method: "-", rawPath: "-", requestID: HTTPRequest.generateRequestID(), keepAlive: false, http10: false,
-            startedAt: headStartedAt ?? monotonicNow(), sequence: sequence,
-            response: .error(error.status, code: error.code, message: error.message), task: nil, forceClose: true
-        ))
+        slots.append(
+            Slot(
+                method: "-", rawPath: "-", requestID: HTTPRequest.generateRequestID(), keepAlive: false, http10: false,
+                startedAt: headStartedAt ?? monotonicNow(), sequence: sequence,
+                response: .error(error.status, code: error.code, message: error.message), task: nil, forceClose: true
+            ))
         pump()
     }
 

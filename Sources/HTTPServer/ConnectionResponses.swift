@@ -47,7 +47,8 @@ extension Connection {
         let status = (200...999).contains(response.status) ? response.status : 500
         let isHead = slot.method == "HEAD"
         let noBody = ResponseEncoding.statusHasNoBody(status)
-        var close = slot.forceClose || !slot.keepAlive || response.headers.hasToken("close", in: "Connection")
+        var close =
+            slot.forceClose || !slot.keepAlive || response.headers.hasToken("close", in: "Connection")
             || ((shuttingDown || readEOF || stopParsing) && slots.count == 1)
         var response = response
         // Echoed so that a client can quote it when reporting a problem (it is in the access log).
@@ -152,7 +153,8 @@ extension Connection {
         stream = nil
         if let failure {
             // Headers are gone already: the only honest signal left is an incomplete body.
-            context.logger.warning("streaming response failed", metadata: ["request_id": .string(slots.first?.requestID ?? "-"), "error": .string(failure)])
+            context.logger.warning(
+                "streaming response failed", metadata: ["request_id": .string(slots.first?.requestID ?? "-"), "error": .string(failure)])
             teardown()
             return
         }

@@ -311,8 +311,10 @@ struct HTTPRequestParser {
         let method = parts[0], target = parts[1], version = parts[2]
         guard !method.isEmpty, method.allSatisfy(isTokenByte) else { throw .badRequest("invalid method") }
         guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw .badRequest("invalid request target") }
-        guard target.first == UInt8(ascii: "/") || target.elementsEqual("*".utf8)
-                || target.starts(with: "http://".utf8) || target.starts(with: "https://".utf8) else {
+        guard
+            target.first == UInt8(ascii: "/") || target.elementsEqual("*".utf8)
+                || target.starts(with: "http://".utf8) || target.starts(with: "https://".utf8)
+        else {
             throw .badRequest("unsupported request-target form")
         }
         guard version.count == 8, version.starts(with: "HTTP/".utf8) else { throw .badRequest("invalid HTTP version") }
@@ -395,7 +397,8 @@ struct HTTPRequestParser {
             head.framing = .none
             state = .complete
         }
-        head.expectsContinue = head.version == "HTTP/1.1"
+        head.expectsContinue =
+            head.version == "HTTP/1.1"
             && headers.values("Expect").contains { asciiCaseInsensitiveEquals(trimOWS(Substring($0)), "100-continue") }
         body = []
         if !streaming, case .length(let n) = head.framing { body.reserveCapacity(n) }
@@ -450,7 +453,8 @@ func isTokenByte(_ b: UInt8) -> Bool {
     case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
     case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
         UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-        UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+        true
     default: false
     }
 }

@@ -2,10 +2,11 @@ import CEventLoop
 import Dispatch
 import HeapModule
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// What an `IOLoop` drives: the owner of one registered descriptor. Every method is called on the
@@ -122,11 +123,13 @@ final class IOLoop: @unchecked Sendable {
         guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { context in
-            let loop = Unmanaged<IOLoop>.fromOpaque(context!).takeRetainedValue()
-            loop.run()
-            return nil
-        }, context)
+        let result = pthread_create(
+            &thread, nil,
+            { context in
+                let loop = Unmanaged<IOLoop>.fromOpaque(context!).takeRetainedValue()
+                loop.run()
+                return nil
+            }, context)
         guard result == 0 else {
             Unmanaged<IOLoop>.fromOpaque(context).release()
             throw SocketError("pthread_create", errno: result)
@@ -263,11 +266,13 @@ final class IOLoop: @unchecked Sendable {
             if runQueuedWork() { break }
             fireTimers()
             let timeout = waitTimeout()
-            let mayBlock = timeout != 0 && inbox.withLock { s -> Bool in
-                guard s.work.isEmpty, !s.stopping else { return false }
-                s.sleeping = true
-                return true
-            }
+            let mayBlock =
+                timeout != 0
+                && inbox.withLock { s -> Bool in
+                    guard s.work.isEmpty, !s.stopping else { return false }
+                    s.sleeping = true
+                    return true
+                }
             let count = cel_epoll_wait(epollFD, events, Int32(Self.eventBatch), mayBlock ? timeout : 0)
             if mayBlock { inbox.withLock { $0.sleeping = false } }
             guard count > 0 else { continue }  // timeout, or EINTR: go round again

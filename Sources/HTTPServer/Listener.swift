@@ -1,11 +1,12 @@
 import Dispatch
 import Logging
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Accepts connections on a non-blocking listening socket and spreads them over the I/O loops.
@@ -108,9 +109,12 @@ final class Listener: @unchecked Sendable {
             context.logger.warning("connection limit reached", metadata: ["limit": .stringConvertible(context.configuration.limits.maxConnections)])
         }
         loop.execute {
-            connection.start(rejecting: rejected
-                ? HTTPParseError(status: 503, code: "service_unavailable", message: "too many connections (limit \(self.context.configuration.limits.maxConnections))")
-                : nil)
+            connection.start(
+                rejecting: rejected
+                    ? HTTPParseError(
+                        status: 503, code: "service_unavailable",
+                        message: "too many connections (limit \(self.context.configuration.limits.maxConnections))")
+                    : nil)
         }
     }
 }

@@ -10,7 +10,7 @@ struct OutputBuffer {
     static let coalesceLimit = 16 * 1024
 
     private var chunks: [[UInt8]] = []
-    private var first = 0   // index of the first chunk not fully sent
+    private var first = 0  // index of the first chunk not fully sent
     private var offset = 0  // bytes of chunks[first] already sent
     private(set) var count = 0
 

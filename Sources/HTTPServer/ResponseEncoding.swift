@@ -30,7 +30,8 @@ enum ResponseEncoding {
         var hasDate = false
         for (name, value) in headers {
             if asciiCaseInsensitiveEquals(name, "Content-Length") || asciiCaseInsensitiveEquals(name, "Transfer-Encoding")
-                || asciiCaseInsensitiveEquals(name, "Connection") {
+                || asciiCaseInsensitiveEquals(name, "Connection")
+            {
                 continue
             }
             // A CR or LF in a handler-provided field would split the response (header injection).

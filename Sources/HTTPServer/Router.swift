@@ -96,7 +96,8 @@ public struct Router: Sendable {
             if !allowed.isEmpty {
                 if allowed.contains("GET") { allowed.insert("HEAD") }
                 let allow = allowed.sorted().joined(separator: ", ")
-                return .error(405, code: "method_not_allowed", message: "method \(request.method) not allowed; allowed: \(allow)", headers: ["Allow": allow])
+                return .error(
+                    405, code: "method_not_allowed", message: "method \(request.method) not allowed; allowed: \(allow)", headers: ["Allow": allow])
             }
             if let fallbackHandler { return await run(fallbackHandler, request) }
             return .error(404, code: "not_found", message: "not found")

@@ -1,12 +1,13 @@
 import Dispatch
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 public typealias HTTPHandler = @Sendable (HTTPRequest) async throws -> HTTPResponse
@@ -39,8 +40,10 @@ public final class Server: Sendable {
     /// (the handler starts at once with `request.bodyStream`, and the body may exceed
     /// `limits.maxBodyBytes` up to that limit); nil keeps it buffered. With a `Router`, pass
     /// `{ router.streamingLimit(method: $0, path: $1) }`.
-    public init(configuration: Configuration, logger: Logger, streamingBody: (@Sendable (String, String) -> Int?)? = nil,
-                handler: @escaping HTTPHandler) {
+    public init(
+        configuration: Configuration, logger: Logger, streamingBody: (@Sendable (String, String) -> Int?)? = nil,
+        handler: @escaping HTTPHandler
+    ) {
         self.configuration = configuration
         context = ServerContext(configuration: configuration, logger: logger, streamingBody: streamingBody, handler: handler)
     }

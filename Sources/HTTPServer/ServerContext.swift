@@ -20,15 +20,18 @@ final class ServerContext: Sendable {
     let writeIdle: UInt64
     let lingeringClose: UInt64
 
-    init(configuration: Server.Configuration, logger: Logger, streamingBody: (@Sendable (String, String) -> Int?)? = nil,
-         handler: @escaping HTTPHandler) {
+    init(
+        configuration: Server.Configuration, logger: Logger, streamingBody: (@Sendable (String, String) -> Int?)? = nil,
+        handler: @escaping HTTPHandler
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.handler = handler
         self.streamingBody = streamingBody
         accessLog = AccessLog(logger: logger)
         let limits = configuration.limits
-        parserLimits = HTTPParserLimits(maxHeaderBytes: limits.maxHeaderBytes, maxHeaderCount: limits.maxHeaderCount, maxBodyBytes: limits.maxBodyBytes)
+        parserLimits = HTTPParserLimits(
+            maxHeaderBytes: limits.maxHeaderBytes, maxHeaderCount: limits.maxHeaderCount, maxBodyBytes: limits.maxBodyBytes)
         let timeouts = configuration.timeouts
         headerRead = timeouts.headerRead.nanoseconds
         bodyIdle = timeouts.bodyIdle.nanoseconds

@@ -2,11 +2,11 @@
 // "would block" (never an error), SIGPIPE is avoided per call with MSG_NOSIGNAL (and process-wide in
 // Server.start), and close() is never retried (on Linux the fd is gone even on EINTR).
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 struct SocketError: Error, CustomStringConvertible {
@@ -36,9 +36,9 @@ enum AcceptResult {
 }
 
 #if canImport(Darwin)
-private let sendFlags: Int32 = 0  // Darwin has no MSG_NOSIGNAL; SO_NOSIGPIPE is set per socket instead.
+    private let sendFlags: Int32 = 0  // Darwin has no MSG_NOSIGNAL; SO_NOSIGPIPE is set per socket instead.
 #else
-private let sendFlags = Int32(MSG_NOSIGNAL)
+    private let sendFlags = Int32(MSG_NOSIGNAL)
 #endif
 
 enum Syscall {
@@ -80,8 +80,8 @@ enum Syscall {
                 _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                 #if canImport(Darwin)
-                var noSigPipe: Int32 = 1
-                setsockopt(client, SOL_SOCKET, SO_NOSIGPIPE, &noSigPipe, socklen_t(MemoryLayout<Int32>.size))
+                    var noSigPipe: Int32 = 1
+                    setsockopt(client, SOL_SOCKET, SO_NOSIGPIPE, &noSigPipe, socklen_t(MemoryLayout<Int32>.size))
                 #endif
                 var one: Int32 = 1
                 setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -123,9 +123,9 @@ func makeListeningSocket(host: String, port: Int, backlog: Int32) throws -> (fd:
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
     hints.ai_family = AF_UNSPEC
     #if os(Linux)
-    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
     #else
-    hints.ai_socktype = SOCK_STREAM
+        hints.ai_socktype = SOCK_STREAM
     #endif
     var list: UnsafeMutablePointer<addrinfo>?
     let rc = getaddrinfo(name.isEmpty ? nil : name, String(port), &hints, &list)
@@ -153,9 +153,9 @@ func makeListeningSocket(host: String, port: Int, backlog: Int32) throws -> (fd:
 
 private func bindAndListen(_ info: addrinfo, backlog: Int32) throws(SocketError) -> (fd: Int32, port: Int) {
     #if os(Linux)
-    let type = Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+        let type = Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
     #else
-    let type = SOCK_STREAM
+        let type = SOCK_STREAM
     #endif
     let fd = socket(info.ai_family, type, 0)
     guard fd >= 0 else { throw SocketError("socket", errno: errno) }
@@ -169,7 +169,7 @@ private func bindAndListen(_ info: addrinfo, backlog: Int32) throws(SocketError)
         setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, intSize)
     }
     #if !os(Linux)
-    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
     #endif
     if bind(fd, info.ai_addr, info.ai_addrlen) != 0 {
         let code = errno

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Serves GET/HEAD from a folder: `/` is `index.html`, a folder path serves its `index.html`,
@@ -24,7 +24,8 @@ public struct StaticFiles: Sendable {
 
     func serve(_ request: HTTPRequest) -> HTTPResponse {
         guard request.method == "GET" || request.method == "HEAD" else {
-            return .error(405, code: "method_not_allowed", message: "method \(request.method) not allowed; allowed: GET, HEAD", headers: ["Allow": "GET, HEAD"])
+            return .error(
+                405, code: "method_not_allowed", message: "method \(request.method) not allowed; allowed: GET, HEAD", headers: ["Allow": "GET, HEAD"])
         }
         let notFound = HTTPResponse.error(404, code: "not_found", message: "not found")
         var segments: [String] = []

@@ -57,12 +57,13 @@ public enum ImageDecoder {
         }
         guard status == Int32(SN_OK), let raw = result.pixels else {
             let message = withUnsafeBytes(of: result.message) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            let kind: ImageDecodingError.Kind = switch status {
-            case Int32(SN_ERR_TOO_LARGE): .tooLarge
-            case Int32(SN_ERR_EMPTY): .empty
-            case Int32(SN_ERR_NOMEM): .outOfMemory
-            default: .corrupt
-            }
+            let kind: ImageDecodingError.Kind =
+                switch status {
+                case Int32(SN_ERR_TOO_LARGE): .tooLarge
+                case Int32(SN_ERR_EMPTY): .empty
+                case Int32(SN_ERR_NOMEM): .outOfMemory
+                default: .corrupt
+                }
             throw ImageDecodingError(kind: kind, message: message)
         }
         defer { sn_free(raw) }

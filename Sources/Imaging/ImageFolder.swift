@@ -57,8 +57,10 @@ public struct ImageFolder: Sendable {
         let nVal = Int((Double(samples.count) * fraction).rounded())
         let train = order.dropLast(nVal).sorted().map { samples[$0] }
         let val = order.suffix(nVal).sorted().map { samples[$0] }
-        return (ImageFolder(root: root, classes: classes, samples: train),
-                ImageFolder(root: root, classes: classes, samples: val))
+        return (
+            ImageFolder(root: root, classes: classes, samples: train),
+            ImageFolder(root: root, classes: classes, samples: val)
+        )
     }
 
     /// Keeps the first `limit` samples of a seeded shuffle (a class-balanced-in-expectation subset).
@@ -140,8 +142,10 @@ public struct ImageSet: Sendable {
     }
 
     /// A normalised `[indices.count, C, H, W]` batch and its labels.
-    public func batch(_ indices: some Collection<Int>, augmentation: Augmentation? = nil,
-                      generator: inout SeededGenerator) -> (input: Tensor, labels: [Int]) {
+    public func batch(
+        _ indices: some Collection<Int>, augmentation: Augmentation? = nil,
+        generator: inout SeededGenerator
+    ) -> (input: Tensor, labels: [Int]) {
         let (c, h, w) = (spec.channels, spec.height, spec.width)
         let per = spec.count
         var input = Tensor(shape: [indices.count, c, h, w])
@@ -171,7 +175,8 @@ public struct ImageSet: Sendable {
                             let sy = y + dy
                             for x in 0..<w {
                                 let sx = (flip ? w - 1 - x : x) + dx
-                                o[y * w + x] = (sy >= 0 && sy < h && sx >= 0 && sx < w)
+                                o[y * w + x] =
+                                    (sy >= 0 && sy < h && sx >= 0 && sx < w)
                                     ? Float(plane[sy * w + sx]) * scale[ch] - shift[ch] : zero
                             }
                         }

@@ -43,12 +43,14 @@ public enum BLAS {
         let parts = Parallelism.cores
         // Below ~2 MFLOP a split costs more than it saves.
         guard parts > 1, m * n * k >= 1 << 20 else {
-            sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                        beta: beta, c: c, ldc: ldc)
+            sgemmSerial(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc)
             return
         }
-        let job = GemmJob(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                          beta: beta, c: c, ldc: ldc)
+        let job = GemmJob(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+            beta: beta, c: c, ldc: ldc)
         DispatchQueue.concurrentPerform(iterations: parts) { part in job.run(part: part, of: parts) }
     }
 
@@ -67,15 +69,17 @@ public enum BLAS {
                 let j0 = n * part / parts, j1 = n * (part + 1) / parts
                 guard j1 > j0 else { return }
                 let bPart = transB ? b + j0 * ldb : b + j0
-                BLAS.sgemmSerial(transA: transA, transB: transB, m: m, n: j1 - j0, k: k, alpha: alpha, a: a, lda: lda,
-                                 b: bPart, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
+                BLAS.sgemmSerial(
+                    transA: transA, transB: transB, m: m, n: j1 - j0, k: k, alpha: alpha, a: a, lda: lda,
+                    b: bPart, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
             } else {
                 // Rows i0..<i1 of C need rows i0..<i1 of op(A).
                 let i0 = m * part / parts, i1 = m * (part + 1) / parts
                 guard i1 > i0 else { return }
                 let aPart = transA ? a + i0 : a + i0 * lda
-                BLAS.sgemmSerial(transA: transA, transB: transB, m: i1 - i0, n: n, k: k, alpha: alpha, a: aPart, lda: lda,
-                                 b: b, ldb: ldb, beta: beta, c: c + i0 * ldc, ldc: ldc)
+                BLAS.sgemmSerial(
+                    transA: transA, transB: transB, m: i1 - i0, n: n, k: k, alpha: alpha, a: aPart, lda: lda,
+                    b: b, ldb: ldb, beta: beta, c: c + i0 * ldc, ldc: ldc)
             }
         }
     }

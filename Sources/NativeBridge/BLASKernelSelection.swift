@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Chooses the OpenBLAS kernel ("core type") for this CPU.

@@ -26,8 +26,10 @@ public struct ANNRunner: Sendable {
 
     /// Forward pass over `layers`. With `tape` non-nil the pass runs in training mode (dropout on,
     /// batch statistics, running averages updated in `tensors`) and records what backward needs.
-    public mutating func forward(_ layers: [LayerSpec], _ input: Tensor, tensors: inout [String: Tensor],
-                                 generator: inout SeededGenerator, tape: inout [TapeEntry]?) -> Tensor {
+    public mutating func forward(
+        _ layers: [LayerSpec], _ input: Tensor, tensors: inout [String: Tensor],
+        generator: inout SeededGenerator, tape: inout [TapeEntry]?
+    ) -> Tensor {
         var x = input
         let training = tape != nil
         for layer in layers {
@@ -35,8 +37,9 @@ public struct ANNRunner: Sendable {
             switch layer.type {
             case .conv2d:
                 let name = layer.name!
-                let y = conv2d(x, weight: tensors["\(name).weight"]!, bias: tensors["\(name).bias"],
-                               geometry: layer.convGeometry, workspace: &workspace)
+                let y = conv2d(
+                    x, weight: tensors["\(name).weight"]!, bias: tensors["\(name).bias"],
+                    geometry: layer.convGeometry, workspace: &workspace)
                 entry = .conv(input: x)
                 x = y
             case .linear:
@@ -82,8 +85,10 @@ public struct ANNRunner: Sendable {
 
     /// Backward pass: returns the gradient with respect to the input (nil if `needInput` is false)
     /// and adds each parameter's gradient into `gradients` (keyed like `tensors`).
-    public mutating func backward(_ layers: [LayerSpec], _ gradOutput: Tensor, tensors: [String: Tensor],
-                                  tape: [TapeEntry], gradients: inout [String: Tensor], needInput: Bool = false) -> Tensor? {
+    public mutating func backward(
+        _ layers: [LayerSpec], _ gradOutput: Tensor, tensors: [String: Tensor],
+        tape: [TapeEntry], gradients: inout [String: Tensor], needInput: Bool = false
+    ) -> Tensor? {
         var g = gradOutput
         // The first weighted layer needs no input gradient; everything before it is parameter-free.
         let firstWeighted = needInput ? -1 : (layers.firstIndex { [.conv2d, .linear, .batchnorm, .residual].contains($0.type) } ?? 0)
@@ -93,16 +98,18 @@ public struct ANNRunner: Sendable {
             switch (layer.type, tape[i]) {
             case (.conv2d, .conv(let input)):
                 let name = layer.name!
-                let r = conv2dBackward(input, weight: tensors["\(name).weight"]!, gradOutput: g, geometry: layer.convGeometry,
-                                       needInputGradient: wantInput, withBias: layer.hasBias, workspace: &workspace)
+                let r = conv2dBackward(
+                    input, weight: tensors["\(name).weight"]!, gradOutput: g, geometry: layer.convGeometry,
+                    needInputGradient: wantInput, withBias: layer.hasBias, workspace: &workspace)
                 accumulate(&gradients, "\(name).weight", r.weight)
                 if let b = r.bias { accumulate(&gradients, "\(name).bias", b) }
                 guard let gi = r.input else { return nil }
                 g = gi
             case (.linear, .linear(let input)):
                 let name = layer.name!
-                let r = linearBackward(input, weight: tensors["\(name).weight"]!, gradOutput: g,
-                                       needInputGradient: wantInput, withBias: layer.hasBias)
+                let r = linearBackward(
+                    input, weight: tensors["\(name).weight"]!, gradOutput: g,
+                    needInputGradient: wantInput, withBias: layer.hasBias)
                 accumulate(&gradients, "\(name).weight", r.weight)
                 if let b = r.bias { accumulate(&gradients, "\(name).bias", b) }
                 guard let gi = r.input else { return nil }
@@ -121,7 +128,8 @@ public struct ANNRunner: Sendable {
                 g = batchNormBackward(g, layer: layer, normalized: xhat, inverseStd: invStd, tensors: tensors, gradients: &gradients)
             case (.residual, .residual(let bodyTape, let shortcutTape)):
                 let gb = backward(layer.body ?? [], g, tensors: tensors, tape: bodyTape, gradients: &gradients, needInput: true)!
-                let gs = (layer.shortcut ?? []).isEmpty
+                let gs =
+                    (layer.shortcut ?? []).isEmpty
                     ? g : backward(layer.shortcut!, g, tensors: tensors, tape: shortcutTape, gradients: &gradients, needInput: true)!
                 g = add(gb, gs)
             default:
@@ -181,8 +189,10 @@ public struct ANNRunner: Sendable {
         return (y, training ? .batchnorm(normalized: xhat, inverseStd: invStd) : .none)
     }
 
-    func batchNormBackward(_ g: Tensor, layer: LayerSpec, normalized xhat: Tensor, inverseStd: [Float],
-                           tensors: [String: Tensor], gradients: inout [String: Tensor]) -> Tensor {
+    func batchNormBackward(
+        _ g: Tensor, layer: LayerSpec, normalized xhat: Tensor, inverseStd: [Float],
+        tensors: [String: Tensor], gradients: inout [String: Tensor]
+    ) -> Tensor {
         let name = layer.name!
         let n = g.shape[0], c = g.shape[1], plane = g.count / (n * c)
         let gamma = tensors["\(name).weight"]!.scalars

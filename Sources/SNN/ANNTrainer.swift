@@ -32,7 +32,8 @@ public struct ANNTrainer {
         self.model = model
         self.configuration = configuration
         let lr = Float(configuration.learningRate), wd = Float(configuration.weightDecay)
-        optimizer = configuration.optimizer == .adam
+        optimizer =
+            configuration.optimizer == .adam
             ? .adam(Adam(learningRate: lr, weightDecay: wd, amsgrad: true))
             : .sgd(SGD(learningRate: lr, momentum: Float(configuration.momentum), weightDecay: wd))
     }
@@ -40,9 +41,11 @@ public struct ANNTrainer {
     var parameterNames: [String] { model.description.layers.parameterShapes().map(\.name) }
 
     /// Trains the remaining epochs, checkpointing into `checkpointDirectory` after each one.
-    public mutating func train(train: ImageSet, validation: ImageSet?, checkpointDirectory: String?,
-                               cancellation: any CancellationCheck = NeverCancelled(),
-                               events: (TrainingEvent) -> Void) throws {
+    public mutating func train(
+        train: ImageSet, validation: ImageSet?, checkpointDirectory: String?,
+        cancellation: any CancellationCheck = NeverCancelled(),
+        events: (TrainingEvent) -> Void
+    ) throws {
         let c = configuration
         let names = parameterNames
         let augmentation = ImageSet.Augmentation(cropPadding: c.cropPadding, horizontalFlip: c.horizontalFlip)
@@ -72,22 +75,29 @@ public struct ANNTrainer {
                 imagesDone += labels.count
                 let rate = Double(imagesDone) / max(1e-9, nowSeconds() - runStart)
                 let remaining = Double((c.epochs - epoch) * train.count + (train.count - seen)) / max(1, rate)
-                events(.batch(TrainingProgress(epoch: epoch, totalEpochs: c.epochs, step: step + 1, stepsPerEpoch: batches.count,
-                                               loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen),
-                                               imagesPerSecond: rate, secondsRemaining: remaining)))
+                events(
+                    .batch(
+                        TrainingProgress(
+                            epoch: epoch, totalEpochs: c.epochs, step: step + 1, stepsPerEpoch: batches.count,
+                            loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen),
+                            imagesPerSecond: rate, secondsRemaining: remaining)))
             }
             var valAccuracy: Double? = nil
             if let validation { valAccuracy = evaluate(validation) }
             completedEpochs = epoch
-            history.append(["epoch": Double(epoch), "train_loss": lossSum / Double(seen),
-                            "train_accuracy": Double(correct) / Double(seen), "val_accuracy": valAccuracy ?? -1])
+            history.append([
+                "epoch": Double(epoch), "train_loss": lossSum / Double(seen),
+                "train_accuracy": Double(correct) / Double(seen), "val_accuracy": valAccuracy ?? -1,
+            ])
             if (valAccuracy ?? 0) > bestValidationAccuracy || bestModel == nil {
                 bestValidationAccuracy = valAccuracy ?? 0
                 bestModel = model
             }
             if let checkpointDirectory { try saveCheckpoint(to: checkpointDirectory) }
-            events(.epochFinished(epoch: epoch, trainLoss: lossSum / Double(seen), trainAccuracy: Double(correct) / Double(seen),
-                                  validationAccuracy: valAccuracy, seconds: nowSeconds() - epochStart))
+            events(
+                .epochFinished(
+                    epoch: epoch, trainLoss: lossSum / Double(seen), trainAccuracy: Double(correct) / Double(seen),
+                    validationAccuracy: valAccuracy, seconds: nowSeconds() - epochStart))
         }
     }
 
@@ -118,9 +128,11 @@ public struct ANNTrainer {
     /// Writes the weights, the optimizer's moments and the loop state as one atomic directory,
     /// and the best model so far beside it (`DIRECTORY-best`).
     public func saveCheckpoint(to directory: String) throws {
-        try TrainingCheckpoint.save(model: model, optimizer: optimizer.state,
-                                    state: CheckpointState(completedEpochs: completedEpochs, bestValidationAccuracy: bestValidationAccuracy,
-                                                           history: history), to: directory)
+        try TrainingCheckpoint.save(
+            model: model, optimizer: optimizer.state,
+            state: CheckpointState(
+                completedEpochs: completedEpochs, bestValidationAccuracy: bestValidationAccuracy,
+                history: history), to: directory)
         if let bestModel { try bestModel.save(to: directory + Self.bestSuffix) }
     }
 

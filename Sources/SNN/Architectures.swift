@@ -9,8 +9,9 @@ public enum Architectures {
         if name == "mnist-cnn" {
             return InputDescription(channels: 1, height: 28, width: 28, mean: [0.1307], std: [0.3081])
         }
-        return InputDescription(channels: 3, height: 32, width: 32,
-                                mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616])
+        return InputDescription(
+            channels: 3, height: 32, width: 32,
+            mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616])
     }
 
     public static func layers(for name: String, classes: Int = 10, batchNorm: Bool = false) throws(ModelError) -> [LayerSpec] {
@@ -24,19 +25,23 @@ public enum Architectures {
                 .linear("classifier.3", 256, classes),
             ]
         case "cifar-cnn":
-            return vgg([32, 32, "M", 64, 64, "M", 128, 128, "M"], hidden: [256], flat: 128 * 4 * 4,
-                       classes: classes, batchNorm: batchNorm, convDropout: 0.2)
+            return vgg(
+                [32, 32, "M", 64, 64, "M", 128, 128, "M"], hidden: [256], flat: 128 * 4 * 4,
+                classes: classes, batchNorm: batchNorm, convDropout: 0.2)
         case "vgg5":
             return vgg([64, "M", 128, 128, "M"], hidden: [4096, 4096], flat: 128 * 8 * 8, classes: classes, batchNorm: batchNorm)
         case "vgg9":
-            return vgg([64, "M", 128, 256, "M", 256, 512, "M", 512, "M", 512], hidden: [4096, 4096], flat: 512 * 2 * 2,
-                       classes: classes, batchNorm: batchNorm)
+            return vgg(
+                [64, "M", 128, 256, "M", 256, 512, "M", 512, "M", 512], hidden: [4096, 4096], flat: 512 * 2 * 2,
+                classes: classes, batchNorm: batchNorm)
         case "vgg11":
-            return vgg([64, "M", 128, 256, "M", 512, 512, "M", 512, "M", 512, 512], hidden: [4096, 4096],
-                       flat: 512 * 2 * 2, classes: classes, batchNorm: batchNorm)
+            return vgg(
+                [64, "M", 128, 256, "M", 512, 512, "M", 512, "M", 512, 512], hidden: [4096, 4096],
+                flat: 512 * 2 * 2, classes: classes, batchNorm: batchNorm)
         case "vgg16":
-            return vgg([64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
-                       hidden: [4096, 4096], flat: 512 * 2 * 2, classes: classes, batchNorm: batchNorm)
+            return vgg(
+                [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
+                hidden: [4096, 4096], flat: 512 * 2 * 2, classes: classes, batchNorm: batchNorm)
         case "resnet20":
             return resnet20(classes: classes, batchNorm: batchNorm)
         default:
@@ -48,8 +53,10 @@ public enum Architectures {
     /// self_models/vgg_spiking.py; "M" is its 'A', an average pool): conv3×3,
     /// ReLU, dropout between convolutions, average pooling for "M", then a classifier of linear
     /// layers with dropout. Names follow PyTorch's `features.N` / `classifier.N` indexing.
-    static func vgg(_ cfg: [Any], hidden: [Int], flat: Int, classes: Int, batchNorm: Bool,
-                    convDropout: Float = 0.2) -> [LayerSpec] {
+    static func vgg(
+        _ cfg: [Any], hidden: [Int], flat: Int, classes: Int, batchNorm: Bool,
+        convDropout: Float = 0.2
+    ) -> [LayerSpec] {
         var layers: [LayerSpec] = []
         var channels = 3
         for item in cfg {

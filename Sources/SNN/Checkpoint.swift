@@ -16,7 +16,9 @@ public enum TrainingCheckpoint {
         try writeDirectoryAtomically(directory, files: files)
     }
 
-    public static func load<State: Decodable>(_ type: State.Type, from directory: String) throws -> (model: Model, optimizer: OptimizerState, state: State) {
+    public static func load<State: Decodable>(_ type: State.Type, from directory: String) throws -> (
+        model: Model, optimizer: OptimizerState, state: State
+    ) {
         let model = try Model.load(from: directory)
         let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/" + stateFile)))
         var buffers = try SafeTensors.decode(Data(contentsOf: URL(fileURLWithPath: directory + "/" + optimizerFile))).tensors

@@ -30,8 +30,10 @@ public struct Converter {
         public init() {}
     }
 
-    public static func convert(_ ann: Model, calibration: ImageSet, configuration c: Configuration,
-                               log: (String) -> Void = { _ in }) throws -> Model {
+    public static func convert(
+        _ ann: Model, calibration: ImageSet, configuration c: Configuration,
+        log: (String) -> Void = { _ in }
+    ) throws -> Model {
         // Without calibration every threshold falls to its floor and the model is useless.
         guard c.calibrationImages >= 1, c.calibrationTimesteps >= 1, c.scale > 0, calibration.count >= 1 else {
             throw ModelError("conversion needs calibration: at least one image and one time step, and a positive scale")
@@ -45,8 +47,9 @@ public struct Converter {
         folded.description.snn = SNNConfig(
             thresholds: thresholds, leak: c.leak, encoding: c.encoding, defaultTimesteps: c.defaultTimesteps,
             maxTimesteps: c.maxTimesteps,
-            conversion: ConversionSettings(scale: c.scale, percentile: c.percentile, calibrationImages: c.calibrationImages,
-                                           calibrationTimesteps: c.calibrationTimesteps))
+            conversion: ConversionSettings(
+                scale: c.scale, percentile: c.percentile, calibrationImages: c.calibrationImages,
+                calibrationTimesteps: c.calibrationTimesteps))
         var engine = try SpikingEngine(model: folded)
         let count = min(c.calibrationImages, calibration.count)
         var rng = SeededGenerator(seed: c.seed)
@@ -63,8 +66,9 @@ public struct Converter {
                 }
             }
             let seeds = (0..<count).map { UInt64($0) &+ c.seed }
-            _ = engine.run(input, options: .init(timesteps: c.calibrationTimesteps, seeds: seeds, thresholds: thresholds),
-                           stopAfterNeuron: k, observe: observer)
+            _ = engine.run(
+                input, options: .init(timesteps: c.calibrationTimesteps, seeds: seeds, thresholds: thresholds),
+                stopAfterNeuron: k, observe: observer)
             var level = maximum
             if let p = c.percentile, !samples.isEmpty {
                 samples.sort()

@@ -9,8 +9,10 @@ import TensorKit
 public enum InputEncoder {
     /// Writes frames for steps `0..<timesteps` of `images` images into `frames`, laid out
     /// `[timesteps, images, features]` (time-major, so each step's frames are contiguous).
-    public static func encode(_ input: UnsafePointer<Float>, images: Int, features: Int, timesteps: Int,
-                              encoding: SNNConfig.Encoding, seeds: [UInt64], into frames: UnsafeMutablePointer<Float>) {
+    public static func encode(
+        _ input: UnsafePointer<Float>, images: Int, features: Int, timesteps: Int,
+        encoding: SNNConfig.Encoding, seeds: [UInt64], into frames: UnsafeMutablePointer<Float>
+    ) {
         let out = SharedPointer(frames), src = SharedPointer(UnsafeMutablePointer(mutating: input))
         Parallel.forEach(images) { range in
             for b in range {
@@ -37,8 +39,10 @@ public enum InputEncoder {
 extension InputEncoder {
     /// Encodes `images` normalised inputs of `shape` into T·b frames in the engine's layout, and
     /// counts each image's non-zero input events (for synaptic-operation accounting).
-    public static func frames(_ input: UnsafePointer<Float>, shape: FeatureShape, images: Int, timesteps: Int,
-                              encoding: SNNConfig.Encoding, seeds: [UInt64], events: inout [Int]) -> Frames {
+    public static func frames(
+        _ input: UnsafePointer<Float>, shape: FeatureShape, images: Int, timesteps: Int,
+        encoding: SNNConfig.Encoding, seeds: [UInt64], events: inout [Int]
+    ) -> Frames {
         let features = shape.reduce(1, *)
         var frameMajor = [Float](repeating: 0, count: timesteps * images * features)
         frameMajor.withUnsafeMutableBufferPointer {

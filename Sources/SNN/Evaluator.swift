@@ -12,8 +12,10 @@ public enum Evaluator {
         public var undecided: Int
     }
 
-    public static func evaluateSNN(_ model: Model, on data: ImageSet, timesteps: Int, batchSize: Int = 100,
-                                   lagged: Bool = false, seed: UInt64 = 0) throws -> SNNReport {
+    public static func evaluateSNN(
+        _ model: Model, on data: ImageSet, timesteps: Int, batchSize: Int = 100,
+        lagged: Bool = false, seed: UInt64 = 0
+    ) throws -> SNNReport {
         var engine = try SpikingEngine(model: model)
         var rng = SeededGenerator(seed: 0)
         var correct = 0, undecided = 0
@@ -24,8 +26,11 @@ public enum Evaluator {
         for lo in stride(from: 0, to: data.count, by: batchSize) {
             let indices = Array(lo..<min(data.count, lo + batchSize))
             let (x, labels) = data.batch(indices, generator: &rng)
-            let r = engine.run(x, options: .init(timesteps: timesteps, seeds: indices.map { UInt64($0) &+ seed &* 1_000_003 },
-                                                 lagged: lagged))
+            let r = engine.run(
+                x,
+                options: .init(
+                    timesteps: timesteps, seeds: indices.map { UInt64($0) &+ seed &* 1_000_003 },
+                    lagged: lagged))
             let decisions = r.decisions
             correct += zip(decisions, labels).filter { $0 == $1 }.count
             undecided += decisions.filter { $0 == nil }.count
@@ -37,8 +42,9 @@ public enum Evaluator {
         let seconds = nowSeconds() - start
         let n = Double(max(1, data.count))
         let rates = zip(layerSpikes, layerNeurons).map { $0 / (Double($1) * Double(timesteps) * n) }
-        return SNNReport(accuracy: Double(correct) / n, imagesPerSecond: n / seconds, spikeRates: rates, synapticOpsPerImage: ops / n,
-                         undecided: undecided)
+        return SNNReport(
+            accuracy: Double(correct) / n, imagesPerSecond: n / seconds, spikeRates: rates, synapticOpsPerImage: ops / n,
+            undecided: undecided)
     }
 
     public static func evaluateANN(_ model: Model, on data: ImageSet, batchSize: Int = 100) -> (accuracy: Double, imagesPerSecond: Double) {

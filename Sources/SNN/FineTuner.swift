@@ -91,8 +91,10 @@ public struct FineTuner {
 
     /// Runs the remaining epochs; after each one evaluates on `validation`, keeps the best model
     /// and (if given) writes a checkpoint. Throws `TrainingCancelled` between batches on request.
-    public mutating func run(train: ImageSet, validation: ImageSet?, checkpointDirectory: String?,
-                             cancellation: any CancellationCheck = NeverCancelled(), events: (TrainingEvent) -> Void) throws {
+    public mutating func run(
+        train: ImageSet, validation: ImageSet?, checkpointDirectory: String?,
+        cancellation: any CancellationCheck = NeverCancelled(), events: (TrainingEvent) -> Void
+    ) throws {
         let c = configuration
         let names = weightNames
         let perEpoch = min(train.count, c.limit ?? train.count)
@@ -126,9 +128,12 @@ public struct FineTuner {
                 imagesDone += labels.count
                 let rate = Double(imagesDone) / max(1e-9, nowSeconds() - runStart)
                 let remaining = Double((c.epochs - epoch) * perEpoch + (perEpoch - seen)) / max(1, rate)
-                events(.batch(TrainingProgress(epoch: epoch, totalEpochs: c.epochs, step: step + 1, stepsPerEpoch: batches.count,
-                                               loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen),
-                                               imagesPerSecond: rate, secondsRemaining: remaining)))
+                events(
+                    .batch(
+                        TrainingProgress(
+                            epoch: epoch, totalEpochs: c.epochs, step: step + 1, stepsPerEpoch: batches.count,
+                            loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen),
+                            imagesPerSecond: rate, secondsRemaining: remaining)))
             }
             var val: Double? = nil
             if let validation {
@@ -137,9 +142,11 @@ public struct FineTuner {
                 events(.message("epoch \(epoch) validation accuracy " + text))
             }
             completedEpochs = epoch
-            history.append(["epoch": Double(epoch), "train_loss": lossSum / Double(max(1, seen)),
-                            "train_accuracy": Double(correct) / Double(max(1, seen)), "val_accuracy": val ?? -1,
-                            "images_per_second": Double(seen) / max(1e-9, nowSeconds() - epochStart)])
+            history.append([
+                "epoch": Double(epoch), "train_loss": lossSum / Double(max(1, seen)),
+                "train_accuracy": Double(correct) / Double(max(1, seen)), "val_accuracy": val ?? -1,
+                "images_per_second": Double(seen) / max(1e-9, nowSeconds() - epochStart),
+            ])
             if let val, val > bestValidationAccuracy || bestModel == nil {
                 bestValidationAccuracy = val
                 bestEpoch = epoch
@@ -151,8 +158,10 @@ public struct FineTuner {
             // The checkpoint is durable before the epoch is reported, so "epoch finished" always
             // means a restart can continue after it.
             if let checkpointDirectory { try saveCheckpoint(to: checkpointDirectory) }
-            events(.epochFinished(epoch: epoch, trainLoss: lossSum / Double(max(1, seen)), trainAccuracy: Double(correct) / Double(max(1, seen)),
-                                  validationAccuracy: val, seconds: nowSeconds() - epochStart))
+            events(
+                .epochFinished(
+                    epoch: epoch, trainLoss: lossSum / Double(max(1, seen)), trainAccuracy: Double(correct) / Double(max(1, seen)),
+                    validationAccuracy: val, seconds: nowSeconds() - epochStart))
         }
     }
 
@@ -204,7 +213,8 @@ public struct FineTuner {
         p.notes["finetune_timesteps"] = String(c.timesteps)
         p.notes["finetune_epochs"] = String(c.epochs)
         p.notes["finetune_best_epoch"] = String(bestEpoch)
-        p.notes["finetune_surrogate"] = c.surrogate == .linear ? "linear(alpha=\(c.alpha))" : "stdb(alpha=\(c.alpha), beta=\(c.beta), silent_age=\(c.silentAge))"
+        p.notes["finetune_surrogate"] =
+            c.surrogate == .linear ? "linear(alpha=\(c.alpha))" : "stdb(alpha=\(c.alpha), beta=\(c.beta), silent_age=\(c.silentAge))"
         p.notes["finetune_optimizer"] = "\(c.optimizer.rawValue) lr=\(c.learningRate) weight_decay=\(c.weightDecay) batch=\(c.batchSize)"
         if bestValidationAccuracy >= 0 && c.budgets.count == 1 { p.accuracies["hybrid_t\(c.timesteps)"] = bestValidationAccuracy }
         p.notes["finetune_budgets"] = c.budgets.map(String.init).joined(separator: ",")
@@ -225,9 +235,11 @@ public struct FineTuner {
     static let bestSuffix = "-best"
 
     public func saveCheckpoint(to directory: String) throws {
-        try TrainingCheckpoint.save(model: network.model, optimizer: optimizer.state,
-                                    state: CheckpointState(completedEpochs: completedEpochs, bestValidationAccuracy: bestValidationAccuracy,
-                                                           bestEpoch: bestEpoch, history: history), to: directory)
+        try TrainingCheckpoint.save(
+            model: network.model, optimizer: optimizer.state,
+            state: CheckpointState(
+                completedEpochs: completedEpochs, bestValidationAccuracy: bestValidationAccuracy,
+                bestEpoch: bestEpoch, history: history), to: directory)
         if let bestModel { try bestModel.save(to: directory + Self.bestSuffix) }
     }
 

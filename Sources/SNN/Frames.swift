@@ -131,8 +131,10 @@ public struct Frames: Sendable {
     /// Splits a range of neuron indices (group-major, groups × `blockLength`) at group boundaries:
     /// calls `body(group, first index in the block, count)` for each piece.
     @inline(__always)
-    public static func forEachSegment(_ range: Range<Int>, blockLength l: Int,
-                                      _ body: (_ group: Int, _ first: Int, _ count: Int) -> Void) {
+    public static func forEachSegment(
+        _ range: Range<Int>, blockLength l: Int,
+        _ body: (_ group: Int, _ first: Int, _ count: Int) -> Void
+    ) {
         var n = range.lowerBound
         while n < range.upperBound {
             let g = n / l, j0 = n % l
@@ -170,9 +172,10 @@ extension Frames {
             w.withUnsafePointer { wp in
                 out.scalars.withUnsafeMutableBufferPointer { dst in
                     (bias ?? []).withUnsafeBufferPointer { bp in
-                        conv2dChannelMajor(src.baseAddress!, frames: frames, height: h, width: wd, weight: wp,
-                                           bias: bias == nil ? nil : bp.baseAddress, geometry: g,
-                                           output: dst.baseAddress!, workspace: &workspace)
+                        conv2dChannelMajor(
+                            src.baseAddress!, frames: frames, height: h, width: wd, weight: wp,
+                            bias: bias == nil ? nil : bp.baseAddress, geometry: g,
+                            output: dst.baseAddress!, workspace: &workspace)
                     }
                 }
             }

@@ -35,8 +35,10 @@ public struct LayerSpec: Codable, Sendable, Equatable {
 
     public init(type: Kind) { self.type = type }
 
-    public static func conv(_ name: String, _ inC: Int, _ outC: Int, kernel: Int = 3, stride: Int = 1,
-                            padding: Int? = nil, bias: Bool = false) -> LayerSpec {
+    public static func conv(
+        _ name: String, _ inC: Int, _ outC: Int, kernel: Int = 3, stride: Int = 1,
+        padding: Int? = nil, bias: Bool = false
+    ) -> LayerSpec {
         var l = LayerSpec(type: .conv2d)
         l.name = name; l.inChannels = inC; l.outChannels = outC; l.kernel = kernel; l.stride = stride
         l.padding = padding ?? kernel / 2; l.bias = bias
@@ -69,8 +71,9 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     }
 
     public var convGeometry: Conv2DGeometry {
-        Conv2DGeometry(inChannels: inChannels!, outChannels: outChannels!, kernel: kernel!, stride: stride ?? 1,
-                       padding: padding ?? 0)
+        Conv2DGeometry(
+            inChannels: inChannels!, outChannels: outChannels!, kernel: kernel!, stride: stride ?? 1,
+            padding: padding ?? 0)
     }
 
     public var hasBias: Bool { bias ?? false }

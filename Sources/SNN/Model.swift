@@ -20,8 +20,10 @@ public struct ModelDescription: Codable, Sendable, Equatable {
         case formatVersion = "format_version", name, architecture, input, labels, layers, snn, provenance
     }
 
-    public init(name: String, architecture: String, input: InputDescription, labels: [String], layers: [LayerSpec],
-                snn: SNNConfig? = nil, provenance: Provenance = Provenance()) {
+    public init(
+        name: String, architecture: String, input: InputDescription, labels: [String], layers: [LayerSpec],
+        snn: SNNConfig? = nil, provenance: Provenance = Provenance()
+    ) {
         self.formatVersion = Self.currentFormatVersion
         self.name = name
         self.architecture = architecture
@@ -58,8 +60,10 @@ public struct SNNConfig: Codable, Sendable, Equatable {
         case defaultTimesteps = "default_timesteps", maxTimesteps = "max_timesteps"
     }
 
-    public init(thresholds: [Float], leak: Float = 1, encoding: Encoding = .poisson, defaultTimesteps: Int = 32,
-                maxTimesteps: Int = 512, lagged: Bool = false, conversion: ConversionSettings? = nil) {
+    public init(
+        thresholds: [Float], leak: Float = 1, encoding: Encoding = .poisson, defaultTimesteps: Int = 32,
+        maxTimesteps: Int = 512, lagged: Bool = false, conversion: ConversionSettings? = nil
+    ) {
         self.thresholds = thresholds
         self.leak = leak
         self.encoding = encoding
@@ -134,11 +138,14 @@ public struct Model: Sendable {
     }
 
     /// A fresh model with He-initialised weights, BN at identity, for training.
-    public static func initialized(name: String, architecture: String, labels: [String], batchNorm: Bool = false,
-                                   seed: UInt64) throws -> Model {
+    public static func initialized(
+        name: String, architecture: String, labels: [String], batchNorm: Bool = false,
+        seed: UInt64
+    ) throws -> Model {
         let layers = try Architectures.layers(for: architecture, classes: labels.count, batchNorm: batchNorm)
-        let desc = ModelDescription(name: name, architecture: architecture, input: Architectures.input(for: architecture),
-                                    labels: labels, layers: layers)
+        let desc = ModelDescription(
+            name: name, architecture: architecture, input: Architectures.input(for: architecture),
+            labels: labels, layers: layers)
         var rng = SeededGenerator(seed: seed)
         var tensors: [String: Tensor] = [:]
         for (name, shape) in layers.parameterShapes() {

@@ -45,9 +45,10 @@ public enum NeuronDynamics {
                     let x = SharedPointer(UnsafeMutablePointer(mutating: src.baseAddress!)), y = SharedPointer(dst.baseAddress!)
                     let counts = SharedPointer(pc.baseAddress!)
                     Parallel.forEachChunk(c * b, grain: 8) { chunk, planes in
-                        sn_integrate_fire_pool(x.base, constant, Int64(b), Int64(timesteps), Int64(h), Int64(w),
-                                               Int64(planes.lowerBound), Int64(planes.count), θ, leak, y.base,
-                                               counts.base + chunk * b)
+                        sn_integrate_fire_pool(
+                            x.base, constant, Int64(b), Int64(timesteps), Int64(h), Int64(w),
+                            Int64(planes.lowerBound), Int64(planes.count), θ, leak, y.base,
+                            counts.base + chunk * b)
                     }
                 }
             }
@@ -71,9 +72,10 @@ public enum NeuronDynamics {
                 partial.withUnsafeMutableBufferPointer { pc in
                     let counts = SharedPointer(pc.baseAddress!)
                     Parallel.forEachChunk(total, grain: 4096) { chunk, range in
-                        sn_integrate_fire(frames.base, current?.base, Int64(groups), Int64(t), Int64(l),
-                                          Int64(range.lowerBound), Int64(range.count), θ, leak, Int64(perImage),
-                                          counts.base + chunk * b)
+                        sn_integrate_fire(
+                            frames.base, current?.base, Int64(groups), Int64(t), Int64(l),
+                            Int64(range.lowerBound), Int64(range.count), θ, leak, Int64(perImage),
+                            counts.base + chunk * b)
                     }
                 }
             }

@@ -67,8 +67,9 @@ public struct STDBNetwork: Sendable {
         // step (as in the engine), and their weight gradients use the gradient summed over steps.
         let encoding = d.snn!.encoding
         let frames = input.withUnsafePointer { x in
-            InputEncoder.frames(x, shape: [d.input.channels, d.input.height, d.input.width], images: b,
-                                timesteps: encoding == .direct ? 1 : t, encoding: encoding, seeds: seeds, events: &events)
+            InputEncoder.frames(
+                x, shape: [d.input.channels, d.input.height, d.input.width], images: b,
+                timesteps: encoding == .direct ? 1 : t, encoding: encoding, seeds: seeds, events: &events)
         }
         var rng = SeededGenerator(seed: dropoutSeed)
         var tape: [Tape] = []
@@ -90,15 +91,18 @@ public struct STDBNetwork: Sendable {
                 for j in 0..<k { g.scalars[(step * b + i) * k + j] = gradP.scalars[i * k + j] }
             }
         }
-        var result = StepResult(loss: loss, correct: correct, gradients: [:],
-                                thresholdGradients: [Float](repeating: 0, count: d.snn!.thresholds.count),
-                                leakGradients: [Float](repeating: 0, count: d.snn!.thresholds.count), tapeBytes: tapeBytes)
+        var result = StepResult(
+            loss: loss, correct: correct, gradients: [:],
+            thresholdGradients: [Float](repeating: 0, count: d.snn!.thresholds.count),
+            leakGradients: [Float](repeating: 0, count: d.snn!.thresholds.count), tapeBytes: tapeBytes)
         _ = backward(d.layers, g, tape: tape, result: &result, needInput: false)
         return result
     }
 
-    mutating func forward(_ layers: [LayerSpec], _ input: Frames, timesteps: Int, tape: inout [Tape], neuronIndex: inout Int,
-                          generator: inout SeededGenerator) -> Frames {
+    mutating func forward(
+        _ layers: [LayerSpec], _ input: Frames, timesteps: Int, tape: inout [Tape], neuronIndex: inout Int,
+        generator: inout SeededGenerator
+    ) -> Frames {
         var x = input
         let snn = model.description.snn!
         let leaks = self.leaks
@@ -115,8 +119,9 @@ public struct STDBNetwork: Sendable {
             case .relu:
                 let k = neuronIndex
                 neuronIndex += 1
-                let (sur, mem, spikes) = Self.fireRecording(&x, timesteps: t, threshold: snn.thresholds[k], leak: leaks[k],
-                                                            surrogate: surrogate, keepState: trainThresholds || trainLeak)
+                let (sur, mem, spikes) = Self.fireRecording(
+                    &x, timesteps: t, threshold: snn.thresholds[k], leak: leaks[k],
+                    surrogate: surrogate, keepState: trainThresholds || trainLeak)
                 tape.append(.neuron(index: k, surrogate: sur, membrane: mem, spikes: spikes))
             case .avgpool:
                 let kernel = layer.kernel!, stride = layer.stride ?? kernel
@@ -134,7 +139,8 @@ public struct STDBNetwork: Sendable {
                 if x.timesteps != t { x = x.repeated(timesteps: t) }
                 var bodyTape: [Tape] = [], shortcutTape: [Tape] = []
                 let a = forward(layer.body ?? [], x, timesteps: t, tape: &bodyTape, neuronIndex: &neuronIndex, generator: &generator)
-                let s = (layer.shortcut ?? []).isEmpty
+                let s =
+                    (layer.shortcut ?? []).isEmpty
                     ? x : forward(layer.shortcut!, x, timesteps: t, tape: &shortcutTape, neuronIndex: &neuronIndex, generator: &generator)
                 x = a
                 for i in 0..<x.scalars.count { x.scalars[i] += s.scalars[i] }
@@ -171,8 +177,9 @@ public struct STDBNetwork: Sendable {
                 let gy = Tensor(shape: [g.frames, g.shape[0]], scalars: g.scalars)
                 // dW = dYᵀ·X over spikes: event-driven when X is sparse, as in the forward pass.
                 let sparse = isSparse(input, below: SpikingEngine.EventCrossover.linear)
-                let r = linearBackward(x, weight: w, gradOutput: gy, needInputGradient: wantInput, withBias: layer.hasBias,
-                                       needWeightGradient: !sparse)
+                let r = linearBackward(
+                    x, weight: w, gradOutput: gy, needInputGradient: wantInput, withBias: layer.hasBias,
+                    needWeightGradient: !sparse)
                 accumulate(&result.gradients, "\(layer.name!).weight", sparse ? eventLinearWeightGradient(x, gradOutput: gy) : r.weight)
                 if let gb = r.bias { accumulate(&result.gradients, "\(layer.name!).bias", gb) }
                 guard let gi = r.input else { return nil }
@@ -180,10 +187,11 @@ public struct STDBNetwork: Sendable {
             case .neuron(let k, let sur, let mem, let spikes):
                 // A spiking layer fed by a current that is the same every step needs only Σ_t g_u.
                 let sumSteps = i > 0 && !trainThresholds && !trainLeak && Self.hasOneStepInput(tape[i - 1], steps: g.timesteps)
-                let (gTheta, gLeak) = Self.backwardThroughTime(&g, surrogate: sur, membrane: mem, spikes: spikes,
-                                                               threshold: snn.thresholds[k], leak: leaks[k],
-                                                               wantThreshold: trainThresholds, wantLeak: trainLeak,
-                                                               sumOverSteps: sumSteps)
+                let (gTheta, gLeak) = Self.backwardThroughTime(
+                    &g, surrogate: sur, membrane: mem, spikes: spikes,
+                    threshold: snn.thresholds[k], leak: leaks[k],
+                    wantThreshold: trainThresholds, wantLeak: trainLeak,
+                    sumOverSteps: sumSteps)
                 result.thresholdGradients[k] += gTheta
                 result.leakGradients[k] += gLeak
             case .pool(let shape, let kernel, let stride):
@@ -254,10 +262,11 @@ public struct STDBNetwork: Sendable {
                 g.scalars.withUnsafeBufferPointer { gp in
                     gw.withUnsafeMutablePointer { gwp in
                         giScalars.withUnsafeMutableBufferPointer { gip in
-                            conv2dChannelMajorBackward(x.baseAddress!, frames: input.frames, height: input.shape[1], width: input.shape[2],
-                                                       weight: wp, gradOutput: gp.baseAddress!, geometry: geo,
-                                                       gradWeight: sparse ? nil : gwp,
-                                                       gradInput: wantInput ? gip.baseAddress! : nil, workspace: &workspace)
+                            conv2dChannelMajorBackward(
+                                x.baseAddress!, frames: input.frames, height: input.shape[1], width: input.shape[2],
+                                weight: wp, gradOutput: gp.baseAddress!, geometry: geo,
+                                gradWeight: sparse ? nil : gwp,
+                                gradInput: wantInput ? gip.baseAddress! : nil, workspace: &workspace)
 
                         }
                     }
@@ -268,8 +277,9 @@ public struct STDBNetwork: Sendable {
         if sparse {
             gw = input.scalars.withUnsafeBufferPointer { x in
                 g.scalars.withUnsafeBufferPointer { gp in
-                    eventConv2dChannelMajorWeightGradient(x.baseAddress!, frames: input.frames, height: input.shape[1],
-                                                          width: input.shape[2], gradOutput: gp.baseAddress!, geometry: geo)
+                    eventConv2dChannelMajorWeightGradient(
+                        x.baseAddress!, frames: input.frames, height: input.shape[1],
+                        width: input.shape[2], gradOutput: gp.baseAddress!, geometry: geo)
                 }
             }
         }
@@ -308,9 +318,10 @@ public struct STDBNetwork: Sendable {
     /// the same at every step) by the spikes of `timesteps` steps, and recording σ'_t for every
     /// neuron and step (and, for trainable thresholds or leak, the membrane before the step and the
     /// spikes); `sn_integrate_fire_record`.
-    static func fireRecording(_ x: inout Frames, timesteps t: Int, threshold θ: Float, leak: Float, surrogate: Surrogate,
-                              keepState: Bool) -> (surrogate: [Float], membrane: [Float], spikes: [Float])
-    {
+    static func fireRecording(
+        _ x: inout Frames, timesteps t: Int, threshold θ: Float, leak: Float, surrogate: Surrogate,
+        keepState: Bool
+    ) -> (surrogate: [Float], membrane: [Float], spikes: [Float]) {
         let current = x
         let constant: Int32 = current.timesteps == 1 && t > 1 ? 1 : 0
         x = Frames(uninitializedShape: current.shape, timesteps: t, images: current.images)
@@ -338,9 +349,10 @@ public struct STDBNetwork: Sendable {
                             let mems = keepState ? SharedPointer(mb.baseAddress!) : nil
                             let tab = table.isEmpty ? nil : SharedPointer(UnsafeMutablePointer(mutating: tb.baseAddress!))
                             Parallel.forEach(groups * l, grain: 4096) { range in
-                                sn_integrate_fire_record(input.base, constant, spikes.base, Int64(groups), Int64(t), Int64(l),
-                                                         Int64(range.lowerBound), Int64(range.count), θ, leak, tab?.base,
-                                                         Int32(silentAge), alpha, surs.base, mems?.base)
+                                sn_integrate_fire_record(
+                                    input.base, constant, spikes.base, Int64(groups), Int64(t), Int64(l),
+                                    Int64(range.lowerBound), Int64(range.count), θ, leak, tab?.base,
+                                    Int32(silentAge), alpha, surs.base, mems?.base)
                             }
                         }
                     }
@@ -356,9 +368,11 @@ public struct STDBNetwork: Sendable {
     /// dL/dθ = Σ −(g_o[t]·σ'_t + g_u[t]·o_{t−1}),  dL/dleak = Σ g_u[t]·u_{t−1}.
     ///
     /// With `sumOverSteps` (no threshold or leak gradients), `g` becomes one step holding Σ_t g_u[t].
-    static func backwardThroughTime(_ g: inout Frames, surrogate: [Float], membrane: [Float], spikes: [Float],
-                                    threshold: Float, leak: Float, wantThreshold: Bool, wantLeak: Bool,
-                                    sumOverSteps: Bool = false) -> (Float, Float) {
+    static func backwardThroughTime(
+        _ g: inout Frames, surrogate: [Float], membrane: [Float], spikes: [Float],
+        threshold: Float, leak: Float, wantThreshold: Bool, wantLeak: Bool,
+        sumOverSteps: Bool = false
+    ) -> (Float, Float) {
         let (groups, t, l) = (g.groups, g.timesteps, g.blockLength)
         var sum = sumOverSteps ? Frames(uninitializedShape: g.shape, timesteps: 1, images: g.images) : nil
         var sumScalars = sum?.scalars ?? []
@@ -378,9 +392,10 @@ public struct STDBNetwork: Sendable {
                                 sumScalars.withUnsafeMutableBufferPointer { sb in
                                     let sums = sumOverSteps ? SharedPointer(sb.baseAddress!) : nil
                                     Parallel.forEachChunk(groups * l, grain: 4096) { chunk, range in
-                                        sn_backward_through_time(grads.base, s.base, o?.base, m?.base, Int64(groups), Int64(t),
-                                                                 Int64(l), Int64(range.lowerBound), Int64(range.count), leak,
-                                                                 pts.base + chunk, pls.base + chunk, sums?.base)
+                                        sn_backward_through_time(
+                                            grads.base, s.base, o?.base, m?.base, Int64(groups), Int64(t),
+                                            Int64(l), Int64(range.lowerBound), Int64(range.count), leak,
+                                            pts.base + chunk, pls.base + chunk, sums?.base)
                                     }
                                 }
                             }

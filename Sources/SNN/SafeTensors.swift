@@ -26,8 +26,10 @@ public enum SafeTensors {
         for name in names {
             tensors[name]!.scalars.withUnsafeBufferPointer { buf in
                 // Float32 on every platform we build for is little-endian IEEE-754 already.
-                data.append(UnsafeBufferPointer(start: UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: UInt8.self),
-                                                count: buf.count * 4))
+                data.append(
+                    UnsafeBufferPointer(
+                        start: UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: UInt8.self),
+                        count: buf.count * 4))
             }
         }
         return data

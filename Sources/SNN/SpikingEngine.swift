@@ -73,8 +73,10 @@ public struct SpikingEngine: Sendable {
         /// Dense or event-driven weighted layers; `.automatic` (the default) picks per layer.
         public var synapticPath: SynapticPath
 
-        public init(timesteps: Int, encoding: SNNConfig.Encoding? = nil, seeds: [UInt64] = [], trace: Bool = false,
-                    thresholds: [Float]? = nil, lagged: Bool? = nil, synapticPath: SynapticPath = .automatic) {
+        public init(
+            timesteps: Int, encoding: SNNConfig.Encoding? = nil, seeds: [UInt64] = [], trace: Bool = false,
+            thresholds: [Float]? = nil, lagged: Bool? = nil, synapticPath: SynapticPath = .automatic
+        ) {
             self.timesteps = timesteps
             self.encoding = encoding
             self.seeds = seeds
@@ -172,9 +174,10 @@ public struct SpikingEngine: Sendable {
         let t = options.timesteps
         let classes = d.labels.count
         let thresholds = options.thresholds ?? snn.thresholds
-        let plan = Plan(thresholds: thresholds, leaks: snn.leaks ?? [Float](repeating: snn.leak, count: thresholds.count), timesteps: t,
-                        lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe,
-                        synapticPath: options.synapticPath)
+        let plan = Plan(
+            thresholds: thresholds, leaks: snn.leaks ?? [Float](repeating: snn.leak, count: thresholds.count), timesteps: t,
+            lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe,
+            synapticPath: options.synapticPath)
         let encoding = options.encoding ?? snn.encoding
         let neuronLayers = d.layers.neuronLayerCount
         var result = Result(
@@ -194,8 +197,9 @@ public struct SpikingEngine: Sendable {
             // before the first spiking layer run on it once (`simulate` repeats it over t there).
             let encodedSteps = encoding == .direct ? 1 : t
             let frames = input.withUnsafePointer { x in
-                InputEncoder.frames(x + start * features, shape: [d.input.channels, d.input.height, d.input.width], images: b,
-                                    timesteps: encodedSteps, encoding: encoding, seeds: seeds, events: &stats.events)
+                InputEncoder.frames(
+                    x + start * features, shape: [d.input.channels, d.input.height, d.input.width], images: b,
+                    timesteps: encodedSteps, encoding: encoding, seeds: seeds, events: &stats.events)
             }
             if encodedSteps != t { stats.events = stats.events.map { $0 * t } }
             var neuronIndex = 0
@@ -303,12 +307,14 @@ public struct SpikingEngine: Sendable {
                 let neurons = x.shape.reduce(1, *)
                 if let pool = Self.fusablePool(after: index, in: layers, input: x, plan: plan) {
                     // Fire and pool in one pass; the spikes themselves are never stored.
-                    (x, spikes) = NeuronDynamics.fireAndPool(x, timesteps: plan.timesteps,
-                                                             threshold: plan.thresholds[k], leak: plan.leaks[k])
+                    (x, spikes) = NeuronDynamics.fireAndPool(
+                        x, timesteps: plan.timesteps,
+                        threshold: plan.thresholds[k], leak: plan.leaks[k])
                     index = pool + 1
                 } else if x.timesteps != plan.timesteps {
-                    (x, spikes) = NeuronDynamics.fire(constantCurrent: x, timesteps: plan.timesteps,
-                                                      threshold: plan.thresholds[k], leak: plan.leaks[k])
+                    (x, spikes) = NeuronDynamics.fire(
+                        constantCurrent: x, timesteps: plan.timesteps,
+                        threshold: plan.thresholds[k], leak: plan.leaks[k])
                 } else {
                     spikes = NeuronDynamics.fire(&x, threshold: plan.thresholds[k], leak: plan.leaks[k])
                 }
@@ -353,7 +359,8 @@ public struct SpikingEngine: Sendable {
     /// dropout, an identity at inference, between them) and can be fused with it, or nil.
     static func fusablePool(after next: Int, in layers: [LayerSpec], input x: Frames, plan: Plan) -> Int? {
         guard !plan.lagged, plan.observe == nil, x.isMap, x.shape[1] % 2 == 0, x.shape[2] % 2 == 0,
-              x.shape[1] * x.shape[2] <= NeuronDynamics.maxFusedPlane else { return nil }
+            x.shape[1] * x.shape[2] <= NeuronDynamics.maxFusedPlane
+        else { return nil }
         var j = next
         while j < layers.count, layers[j].type == .dropout { j += 1 }
         guard j < layers.count, layers[j].type == .avgpool, layers[j].kernel == 2, (layers[j].stride ?? 2) == 2 else { return nil }
@@ -379,19 +386,21 @@ public struct SpikingEngine: Sendable {
         let (path, events) = choosePath(x, crossover: EventCrossover.conv2d, plan: plan)
         let g = layer.convGeometry
         let (oh, ow) = g.outputSize(height: x.shape[1], width: x.shape[2])
-        stats.weightedLayers.append(WeightedLayerReport(
-            name: layer.name!, path: path, inputValues: x.scalars.count, inputEvents: events,
-            denseMACs: x.frames * oh * ow * g.outChannels * g.patchSize,
-            eventMACs: events * g.outChannels * g.kernelHeight * g.kernelWidth))
+        stats.weightedLayers.append(
+            WeightedLayerReport(
+                name: layer.name!, path: path, inputValues: x.scalars.count, inputEvents: events,
+                denseMACs: x.frames * oh * ow * g.outChannels * g.patchSize,
+                eventMACs: events * g.outChannels * g.kernelHeight * g.kernelWidth))
         guard path == .eventDriven else { return x.convolved(layer, tensors: model.tensors, workspace: &workspace) }
         return x.convolvedEventDriven(layer, weightT: eventWeights[layer.name!]!, tensors: model.tensors)
     }
 
     func fullyConnected(_ x: Frames, _ layer: LayerSpec, plan: Plan, stats: inout Stats) -> Frames {
         let (path, events) = choosePath(x, crossover: EventCrossover.linear, plan: plan)
-        stats.weightedLayers.append(WeightedLayerReport(
-            name: layer.name!, path: path, inputValues: x.scalars.count, inputEvents: events,
-            denseMACs: x.scalars.count * layer.outFeatures!, eventMACs: events * layer.outFeatures!))
+        stats.weightedLayers.append(
+            WeightedLayerReport(
+                name: layer.name!, path: path, inputValues: x.scalars.count, inputEvents: events,
+                denseMACs: x.scalars.count * layer.outFeatures!, eventMACs: events * layer.outFeatures!))
         guard path == .eventDriven else { return x.flattened().linear(layer, tensors: model.tensors) }
         return x.linearEventDriven(layer, weightT: eventWeights[layer.name!]!, tensors: model.tensors)
     }

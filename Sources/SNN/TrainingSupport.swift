@@ -60,7 +60,12 @@ public enum AnyOptimizer: Sendable {
     case adam(Adam)
 
     public var learningRate: Float {
-        get { switch self { case .sgd(let o): o.learningRate; case .adam(let o): o.learningRate } }
+        get {
+            switch self {
+            case .sgd(let o): o.learningRate;
+            case .adam(let o): o.learningRate
+            }
+        }
         set {
             switch self {
             case .sgd(var o): o.learningRate = newValue; self = .sgd(o)
@@ -77,7 +82,12 @@ public enum AnyOptimizer: Sendable {
     }
 
     public var state: OptimizerState {
-        get { switch self { case .sgd(let o): o.state; case .adam(let o): o.state } }
+        get {
+            switch self {
+            case .sgd(let o): o.state;
+            case .adam(let o): o.state
+            }
+        }
         set {
             switch self {
             case .sgd(var o): o.state = newValue; self = .sgd(o)
@@ -101,9 +111,10 @@ public final class ProgressBar: @unchecked Sendable {
         let filled = Int(Double(width) * Double(p.step) / Double(max(1, p.stepsPerEpoch)))
         let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
         let eta = Int(p.secondsRemaining)
-        let line = String(format: "epoch %d/%d [%@] %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %d:%02d:%02d",
-                          p.epoch, p.totalEpochs, bar, p.step, p.stepsPerEpoch, p.loss, 100 * p.accuracy,
-                          p.imagesPerSecond, eta / 3600, (eta / 60) % 60, eta % 60)
+        let line = String(
+            format: "epoch %d/%d [%@] %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %d:%02d:%02d",
+            p.epoch, p.totalEpochs, bar, p.step, p.stepsPerEpoch, p.loss, 100 * p.accuracy,
+            p.imagesPerSecond, eta / 3600, (eta / 60) % 60, eta % 60)
         FileHandle.standardError.write(Data(((interactive ? "\r" : "") + line + (interactive ? "\u{1B}[K" : "\n")).utf8))
     }
 

@@ -15,19 +15,25 @@ public final class ServingApplication: Sendable {
     let logger: Logger
 
     /// `jobs`: job settings; its state directory defaults to `MODELS/.spikeserve`.
-    public init(modelsDirectory: String, publicDirectory: String?, tokens: AccessTokens,
-                batching: InferenceScheduler.Configuration = .init(), decoding: DecodePool.Configuration = .init(),
-                jobs jobConfiguration: JobManager.Configuration? = nil,
-                server configuration: Server.Configuration, logger: Logger) throws {
+    public init(
+        modelsDirectory: String, publicDirectory: String?, tokens: AccessTokens,
+        batching: InferenceScheduler.Configuration = .init(), decoding: DecodePool.Configuration = .init(),
+        jobs jobConfiguration: JobManager.Configuration? = nil,
+        server configuration: Server.Configuration, logger: Logger
+    ) throws {
         self.logger = logger
         let metrics = ServingMetrics()
         store = ModelStore(root: modelsDirectory)
-        scheduler = InferenceScheduler(configuration: batching, observer: { report in
-            metrics.batch(model: report.model, version: report.version, size: report.size, timesteps: report.timesteps,
-                          spikes: report.spikes, computeSeconds: report.computeSeconds)
-        }, dropObserver: { model, reason in metrics.dropped(model: model, reason: reason.rawValue) })
-        let api = ServingAPI(store: store, scheduler: scheduler, decoder: DecodePool(configuration: decoding), tokens: tokens,
-                             metrics: metrics, logger: logger)
+        scheduler = InferenceScheduler(
+            configuration: batching,
+            observer: { report in
+                metrics.batch(
+                    model: report.model, version: report.version, size: report.size, timesteps: report.timesteps,
+                    spikes: report.spikes, computeSeconds: report.computeSeconds)
+            }, dropObserver: { model, reason in metrics.dropped(model: model, reason: reason.rawValue) })
+        let api = ServingAPI(
+            store: store, scheduler: scheduler, decoder: DecodePool(configuration: decoding), tokens: tokens,
+            metrics: metrics, logger: logger)
         self.api = api
         try store.loadAll()
         jobs = try JobManager(

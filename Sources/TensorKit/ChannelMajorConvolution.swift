@@ -15,8 +15,9 @@ public func im2colChannelMajor(
     _ input: UnsafePointer<Float>, frames: Int, first: Int, count: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, columns: UnsafeMutablePointer<Float>
 ) {
-    unfoldImages(input + first * h * w, images: count, imageStride: h * w, channelStride: frames * h * w,
-                 height: h, width: w, geometry: g, columns: columns)
+    unfoldImages(
+        input + first * h * w, images: count, imageStride: h * w, channelStride: frames * h * w,
+        height: h, width: w, geometry: g, columns: columns)
 }
 
 /// im2col for any layout where image i, channel c starts at `i·imageStride + c·channelStride`
@@ -38,8 +39,9 @@ func unfoldImages(
             let c = row / (g.kernelWidth * g.kernelHeight)
             let dstRow = out.base + row * rowLength
             for i in 0..<images {
-                unfoldPlane(src.base + i * imageStride + c * channelStride, height: h, width: w, ky: ky, kx: kx, geometry: g,
-                            outHeight: oh, outWidth: ow, into: dstRow + i * plane)
+                unfoldPlane(
+                    src.base + i * imageStride + c * channelStride, height: h, width: w, ky: ky, kx: kx, geometry: g,
+                    outHeight: oh, outWidth: ow, into: dstRow + i * plane)
             }
         }
     }
@@ -55,16 +57,19 @@ func foldImages(
     let dst = SharedPointer(gradInput)
     let cols = SharedPointer(UnsafeMutablePointer(mutating: columns))
     Parallel.forEach(g.inChannels) { channels in
-        sn_fold_images(cols.base, Int64(images), Int64(imageStride), Int64(channelStride), Int64(h), Int64(w),
-                       Int64(g.kernelHeight), Int64(g.kernelWidth), Int64(g.stride), Int64(g.padding), Int64(oh), Int64(ow),
-                       Int64(channels.lowerBound), Int64(channels.count), dst.base)
+        sn_fold_images(
+            cols.base, Int64(images), Int64(imageStride), Int64(channelStride), Int64(h), Int64(w),
+            Int64(g.kernelHeight), Int64(g.kernelWidth), Int64(g.stride), Int64(g.padding), Int64(oh), Int64(ow),
+            Int64(channels.lowerBound), Int64(channels.count), dst.base)
     }
 }
 
 /// Writes the `oh×ow` taps (ky, kx) of one input plane, zero outside the image.
 @inline(__always)
-func unfoldPlane(_ src: UnsafeMutablePointer<Float>, height h: Int, width w: Int, ky: Int, kx: Int,
-                 geometry g: Conv2DGeometry, outHeight oh: Int, outWidth ow: Int, into dst: UnsafeMutablePointer<Float>) {
+func unfoldPlane(
+    _ src: UnsafeMutablePointer<Float>, height h: Int, width w: Int, ky: Int, kx: Int,
+    geometry g: Conv2DGeometry, outHeight oh: Int, outWidth ow: Int, into dst: UnsafeMutablePointer<Float>
+) {
     for oy in 0..<oh {
         let iy = oy * g.stride - g.padding + ky
         let d = dst + oy * ow
@@ -93,8 +98,9 @@ public func col2imChannelMajor(
     _ columns: UnsafePointer<Float>, frames: Int, first: Int, count: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, gradInput: UnsafeMutablePointer<Float>
 ) {
-    foldImages(columns, images: count, imageStride: h * w, channelStride: frames * h * w, height: h, width: w,
-               geometry: g, into: gradInput + first * h * w)
+    foldImages(
+        columns, images: count, imageStride: h * w, channelStride: frames * h * w, height: h, width: w,
+        geometry: g, into: gradInput + first * h * w)
 }
 
 /// Convolution of channel-major frames: `input` `[inC, frames, h, w]` → `output` `[outC, frames, oh, ow]`.
@@ -118,13 +124,16 @@ public func conv2dChannelMajor(
             if g.kernelHeight == 1 && g.kernelWidth == 1 && g.stride == 1 && g.padding == 0 {
                 // A 1×1 convolution's columns are the input itself: [inC, frames·plane] with stride ldc.
                 b = input + start * plane
-                BLAS.sgemm(m: g.outChannels, n: cols, k: g.patchSize, a: weight, lda: g.patchSize,
-                           b: b, ldb: frames * h * w, c: output + start * plane, ldc: ldc)
+                BLAS.sgemm(
+                    m: g.outChannels, n: cols, k: g.patchSize, a: weight, lda: g.patchSize,
+                    b: b, ldb: frames * h * w, c: output + start * plane, ldc: ldc)
             } else {
-                im2colChannelMajor(input, frames: frames, first: start, count: count, height: h, width: w,
-                                   geometry: g, columns: colsBuf.baseAddress!)
-                BLAS.sgemm(m: g.outChannels, n: cols, k: g.patchSize, a: weight, lda: g.patchSize,
-                           b: colsBuf.baseAddress!, ldb: cols, c: output + start * plane, ldc: ldc)
+                im2colChannelMajor(
+                    input, frames: frames, first: start, count: count, height: h, width: w,
+                    geometry: g, columns: colsBuf.baseAddress!)
+                BLAS.sgemm(
+                    m: g.outChannels, n: cols, k: g.patchSize, a: weight, lda: g.patchSize,
+                    b: colsBuf.baseAddress!, ldb: cols, c: output + start * plane, ldc: ldc)
             }
             start += count
         }
@@ -167,17 +176,21 @@ public func conv2dChannelMajorBackward(
                 let count = min(chunk, frames - start)
                 let cols = count * plane
                 if let gradWeight {
-                    im2colChannelMajor(input, frames: frames, first: start, count: count, height: h, width: w,
-                                       geometry: g, columns: colsBuf.baseAddress!)
+                    im2colChannelMajor(
+                        input, frames: frames, first: start, count: count, height: h, width: w,
+                        geometry: g, columns: colsBuf.baseAddress!)
                     // dW[outC, k] (+)= dY[outC, cols] · colsᵀ
-                    BLAS.sgemm(transB: true, m: g.outChannels, n: k, k: cols, a: gradOutput + start * plane, lda: ldg,
-                               b: colsBuf.baseAddress!, ldb: cols, beta: start == 0 ? 0 : 1, c: gradWeight, ldc: k)
+                    BLAS.sgemm(
+                        transB: true, m: g.outChannels, n: k, k: cols, a: gradOutput + start * plane, lda: ldg,
+                        b: colsBuf.baseAddress!, ldb: cols, beta: start == 0 ? 0 : 1, c: gradWeight, ldc: k)
                 }
                 if let gradInput {
-                    BLAS.sgemm(transA: true, m: k, n: cols, k: g.outChannels, a: weight, lda: k,
-                               b: gradOutput + start * plane, ldb: ldg, c: gcolBuf.baseAddress!, ldc: cols)
-                    col2imChannelMajor(gcolBuf.baseAddress!, frames: frames, first: start, count: count, height: h, width: w,
-                                       geometry: g, gradInput: gradInput)
+                    BLAS.sgemm(
+                        transA: true, m: k, n: cols, k: g.outChannels, a: weight, lda: k,
+                        b: gradOutput + start * plane, ldb: ldg, c: gcolBuf.baseAddress!, ldc: cols)
+                    col2imChannelMajor(
+                        gcolBuf.baseAddress!, frames: frames, first: start, count: count, height: h, width: w,
+                        geometry: g, gradInput: gradInput)
                 }
                 start += count
             }

@@ -36,8 +36,9 @@ public func im2col(
     _ input: UnsafePointer<Float>, images: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, columns: UnsafeMutablePointer<Float>
 ) {
-    unfoldImages(input, images: images, imageStride: g.inChannels * h * w, channelStride: h * w, height: h, width: w,
-                 geometry: g, columns: columns)
+    unfoldImages(
+        input, images: images, imageStride: g.inChannels * h * w, channelStride: h * w, height: h, width: w,
+        geometry: g, columns: columns)
 }
 
 /// The adjoint of `im2col`: adds every column entry back onto the input pixel it was read from.
@@ -46,8 +47,9 @@ public func col2im(
     _ columns: UnsafePointer<Float>, images: Int, height h: Int, width w: Int,
     geometry g: Conv2DGeometry, gradInput: UnsafeMutablePointer<Float>
 ) {
-    foldImages(columns, images: images, imageStride: g.inChannels * h * w, channelStride: h * w, height: h, width: w,
-               geometry: g, into: gradInput)
+    foldImages(
+        columns, images: images, imageStride: g.inChannels * h * w, channelStride: h * w, height: h, width: w,
+        geometry: g, into: gradInput)
 }
 
 /// How many images of `h`×`w` fit in one im2col chunk of at most `Workspace.maxColumnFloats`.
@@ -95,14 +97,17 @@ public func conv2d(
                         var start = 0
                         while start < n {
                             let count = min(chunk, n - start)
-                            im2col(x + start * g.inChannels * h * w, images: count, height: h, width: w,
-                                   geometry: g, columns: colsBuf.baseAddress!)
+                            im2col(
+                                x + start * g.inChannels * h * w, images: count, height: h, width: w,
+                                geometry: g, columns: colsBuf.baseAddress!)
                             let cols = count * plane
-                            BLAS.sgemm(m: outC, n: cols, k: g.patchSize, a: wt, lda: g.patchSize,
-                                       b: colsBuf.baseAddress!, ldb: cols, c: stageBuf.baseAddress!, ldc: cols)
+                            BLAS.sgemm(
+                                m: outC, n: cols, k: g.patchSize, a: wt, lda: g.patchSize,
+                                b: colsBuf.baseAddress!, ldb: cols, c: stageBuf.baseAddress!, ldc: cols)
                             // [outC, count·plane] → [count, outC, plane]
-                            scatterChannelMajor(stageBuf.baseAddress!, channels: outC, images: count, plane: plane,
-                                                into: y + start * outC * plane)
+                            scatterChannelMajor(
+                                stageBuf.baseAddress!, channels: outC, images: count, plane: plane,
+                                into: y + start * outC * plane)
                             start += count
                         }
                     }
@@ -143,21 +148,26 @@ public func conv2dBackward(
                                     while start < n {
                                         let count = min(chunk, n - start)
                                         let cols = count * plane
-                                        im2col(x + start * g.inChannels * h * w, images: count, height: h, width: w,
-                                               geometry: g, columns: colsBuf.baseAddress!)
-                                        gatherChannelMajor(gy + start * outC * plane, channels: outC, images: count,
-                                                           plane: plane, into: stageBuf.baseAddress!)
+                                        im2col(
+                                            x + start * g.inChannels * h * w, images: count, height: h, width: w,
+                                            geometry: g, columns: colsBuf.baseAddress!)
+                                        gatherChannelMajor(
+                                            gy + start * outC * plane, channels: outC, images: count,
+                                            plane: plane, into: stageBuf.baseAddress!)
                                         // dW[outC, k] += dY[outC, cols] · cols[k, cols]ᵀ
-                                        BLAS.sgemm(transB: true, m: outC, n: k, k: cols, a: stageBuf.baseAddress!,
-                                                   lda: cols, b: colsBuf.baseAddress!, ldb: cols,
-                                                   beta: start == 0 ? 0 : 1, c: gw, ldc: k)
+                                        BLAS.sgemm(
+                                            transB: true, m: outC, n: k, k: cols, a: stageBuf.baseAddress!,
+                                            lda: cols, b: colsBuf.baseAddress!, ldb: cols,
+                                            beta: start == 0 ? 0 : 1, c: gw, ldc: k)
                                         if needInputGradient {
                                             // dCols[k, cols] = Wᵀ · dY
-                                            BLAS.sgemm(transA: true, m: k, n: cols, k: outC, a: wt, lda: k,
-                                                       b: stageBuf.baseAddress!, ldb: cols,
-                                                       c: gcolBuf.baseAddress!, ldc: cols)
-                                            col2im(gcolBuf.baseAddress!, images: count, height: h, width: w,
-                                                   geometry: g, gradInput: giBuf.baseAddress! + start * g.inChannels * h * w)
+                                            BLAS.sgemm(
+                                                transA: true, m: k, n: cols, k: outC, a: wt, lda: k,
+                                                b: stageBuf.baseAddress!, ldb: cols,
+                                                c: gcolBuf.baseAddress!, ldc: cols)
+                                            col2im(
+                                                gcolBuf.baseAddress!, images: count, height: h, width: w,
+                                                geometry: g, gradInput: giBuf.baseAddress! + start * g.inChannels * h * w)
                                         }
                                         start += count
                                     }

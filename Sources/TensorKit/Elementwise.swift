@@ -97,9 +97,9 @@ public func softmaxCrossEntropy(_ logits: Tensor, labels: [Int]) -> (loss: Float
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Darwin
+    import Darwin
 #endif
 
 /// Numerically safe softmax (the maximum is subtracted first).

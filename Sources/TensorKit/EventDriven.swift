@@ -44,10 +44,11 @@ public func eventConv2dChannelMajor(
         // One frame's output, channels last: the rows the kernel adds into stay in cache.
         var scratch = [Float](repeating: 0, count: oh * ow * g.outChannels)
         scratch.withUnsafeMutableBufferPointer { s in
-            sn_event_conv2d(x.base, Int64(frames), Int64(range.lowerBound), Int64(range.count), Int64(g.inChannels),
-                            Int64(h), Int64(w), wt.base, b?.base, Int64(g.outChannels), Int64(g.kernelHeight),
-                            Int64(g.kernelWidth), Int64(g.stride), Int64(g.padding), Int64(oh), Int64(ow), y.base,
-                            s.baseAddress!)
+            sn_event_conv2d(
+                x.base, Int64(frames), Int64(range.lowerBound), Int64(range.count), Int64(g.inChannels),
+                Int64(h), Int64(w), wt.base, b?.base, Int64(g.outChannels), Int64(g.kernelHeight),
+                Int64(g.kernelWidth), Int64(g.stride), Int64(g.padding), Int64(oh), Int64(ow), y.base,
+                s.baseAddress!)
         }
     }
 }
@@ -65,8 +66,9 @@ public func eventLinear(
     let wt = SharedPointer(UnsafeMutablePointer(mutating: weightT))
     let b = bias.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) }
     Parallel.forEach(frames, grain: 4) { range in
-        sn_event_linear(x.base, Int64(frames), Int64(range.lowerBound), Int64(range.count), Int64(groups),
-                        Int64(perGroup), wt.base, b?.base, Int64(outFeatures), y.base)
+        sn_event_linear(
+            x.base, Int64(frames), Int64(range.lowerBound), Int64(range.count), Int64(groups),
+            Int64(perGroup), wt.base, b?.base, Int64(outFeatures), y.base)
     }
 }
 
@@ -88,8 +90,9 @@ public func eventLinearWeightGradient(_ input: Tensor, gradOutput: Tensor) -> Te
                 let xs = SharedPointer(UnsafeMutablePointer(mutating: x)), gs = SharedPointer(UnsafeMutablePointer(mutating: gy))
                 let ds = SharedPointer(d)
                 Parallel.forEach(inF, grain: 64) { range in
-                    sn_event_linear_weight_grad(xs.base, Int64(frames), Int64(inF), gs.base, Int64(outF),
-                                                Int64(range.lowerBound), Int64(range.count), ds.base)
+                    sn_event_linear_weight_grad(
+                        xs.base, Int64(frames), Int64(inF), gs.base, Int64(outF),
+                        Int64(range.lowerBound), Int64(range.count), ds.base)
                 }
             }
         }
@@ -114,16 +117,18 @@ public func eventConv2dChannelMajorWeightGradient(
     last.withUnsafeMutableBufferPointer { lb in
         let l = SharedPointer(lb.baseAddress!)
         Parallel.forEach(frames, grain: 4) { range in
-            sn_channels_last(gy.base, Int64(g.outChannels), Int64(frames), Int64(plane), Int64(range.lowerBound),
-                             Int64(range.count), l.base)
+            sn_channels_last(
+                gy.base, Int64(g.outChannels), Int64(frames), Int64(plane), Int64(range.lowerBound),
+                Int64(range.count), l.base)
         }
         dwt.withUnsafeMutablePointer { d in
             let ds = SharedPointer(d)
             Parallel.forEach(g.inChannels) { channels in
-                sn_event_conv2d_weight_grad(x.base, Int64(frames), Int64(g.inChannels), Int64(h), Int64(w), l.base,
-                                            Int64(g.outChannels), Int64(g.kernelHeight), Int64(g.kernelWidth),
-                                            Int64(g.stride), Int64(g.padding), Int64(oh), Int64(ow),
-                                            Int64(channels.lowerBound), Int64(channels.count), ds.base)
+                sn_event_conv2d_weight_grad(
+                    x.base, Int64(frames), Int64(g.inChannels), Int64(h), Int64(w), l.base,
+                    Int64(g.outChannels), Int64(g.kernelHeight), Int64(g.kernelWidth),
+                    Int64(g.stride), Int64(g.padding), Int64(oh), Int64(ow),
+                    Int64(channels.lowerBound), Int64(channels.count), ds.base)
             }
         }
     }

@@ -52,8 +52,10 @@ public struct Adam: Optimizer {
     var v: [[Float]] = []
     var vMax: [[Float]] = []
 
-    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0, amsgrad: Bool = false) {
+    public init(
+        learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+        weightDecay: Float = 0, amsgrad: Bool = false
+    ) {
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
@@ -98,9 +100,9 @@ public struct Adam: Optimizer {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Darwin
+    import Darwin
 #endif
 
 /// An optimizer's internal state as named flat buffers, for checkpoints (saved as tensors).

@@ -93,8 +93,10 @@ struct BenchCommand: ParsableCommand {
         let fwd = time { _ = conv2d(x, weight: w, geometry: g, workspace: &ws) }
         let y = conv2d(x, weight: w, geometry: g, workspace: &ws)
         let bwd = time { _ = conv2dBackward(x, weight: w, gradOutput: y, geometry: g, workspace: &ws) }
-        print(String(format: "conv2d 32→64 3×3 on %d×14×14: forward %.2f ms (%.1f GFLOP/s), backward %.2f ms (%.1f GFLOP/s)",
-                     batch, fwd * 1e3, flops / fwd / 1e9, bwd * 1e3, 2 * flops / bwd / 1e9))
+        print(
+            String(
+                format: "conv2d 32→64 3×3 on %d×14×14: forward %.2f ms (%.1f GFLOP/s), backward %.2f ms (%.1f GFLOP/s)",
+                batch, fwd * 1e3, flops / fwd / 1e9, bwd * 1e3, 2 * flops / bwd / 1e9))
     }
 
     /// Dense against event-driven time for mnist-cnn's layer shapes (conv 32→64 3×3 on 14×14 maps,
@@ -119,14 +121,23 @@ struct BenchCommand: ParsableCommand {
             var lin = [Float](repeating: 0, count: 256 * frames)
             let (cd, ce, ld, le) = x.withUnsafeBufferPointer { xp in
                 let xb = xp.baseAddress!
-                let cd = time { convW.withUnsafePointer { w in
-                    conv2dChannelMajor(xb, frames: frames, height: 14, width: 14, weight: w, bias: nil, geometry: g, output: &out, workspace: &ws) } }
-                let ce = time { eventConv2dChannelMajor(xb, frames: frames, height: 14, width: 14, weightT: convT, bias: nil,
-                                                        geometry: g, output: &out) }
+                let cd = time {
+                    convW.withUnsafePointer { w in
+                        conv2dChannelMajor(xb, frames: frames, height: 14, width: 14, weight: w, bias: nil, geometry: g, output: &out, workspace: &ws)
+                    }
+                }
+                let ce = time {
+                    eventConv2dChannelMajor(
+                        xb, frames: frames, height: 14, width: 14, weightT: convT, bias: nil,
+                        geometry: g, output: &out)
+                }
                 let flat = Tensor(shape: [frames, 3136], scalars: Array(xp.prefix(3136 * frames)))
                 let ld = time { _ = linear(flat, weight: linW) }
-                let le = time { eventLinear(xb, frames: frames, groups: 1, perGroup: 3136, weightT: linT, bias: nil,
-                                            outFeatures: 256, output: &lin) }
+                let le = time {
+                    eventLinear(
+                        xb, frames: frames, groups: 1, perGroup: 3136, weightT: linT, bias: nil,
+                        outFeatures: 256, output: &lin)
+                }
                 return (cd, ce, ld, le)
             }
             print(String(format: "| %.2f | %.2f | %.2f | %.2f | %.2f |", rate, cd * 1e3, ce * 1e3, ld * 1e3, le * 1e3))
@@ -138,10 +149,12 @@ struct BenchCommand: ParsableCommand {
         for t in timesteps { try OptionRange.memory(m, timesteps: t) }
         let spec = m.description.inputSpec
         let (input, labels) = try images(spec: spec, count: max(batch, finetune ? finetuneBatch : 0))
-        let inferenceInput = Tensor(shape: [batch, spec.channels, spec.height, spec.width],
-                                    scalars: Array(input.scalars.prefix(batch * spec.count)))
-        var report = BenchReport(model: m.description.name, blasCore: BLAS.coreName, cores: Parallel.cores, batch: batch,
-                                 data: data ?? "random", path: self.path.rawValue)
+        let inferenceInput = Tensor(
+            shape: [batch, spec.channels, spec.height, spec.width],
+            scalars: Array(input.scalars.prefix(batch * spec.count)))
+        var report = BenchReport(
+            model: m.description.name, blasCore: BLAS.coreName, cores: Parallel.cores, batch: batch,
+            data: data ?? "random", path: self.path.rawValue)
         var engine = try SpikingEngine(model: m)
         for t in timesteps {
             var result: SpikingEngine.Result?
@@ -149,24 +162,34 @@ struct BenchCommand: ParsableCommand {
             let r = result!
             let dense = r.weightedLayers.reduce(0) { $0 + $1.denseMACs }
             let ops = r.synapticOps.reduce(0, +)
-            report.inference.append(.init(
-                timesteps: t, imagesPerSecond: Double(batch) / seconds, msPerImage: seconds * 1e3 / Double(batch),
-                effectiveGFLOPs: 2 * Double(dense) / seconds / 1e9, synapticOpsPerSecond: Double(ops) / seconds,
-                layers: r.weightedLayers.map { .init(name: $0.name, path: $0.path == .eventDriven ? "event-driven" : "dense",
-                                                     eventRate: $0.eventRate) }))
+            report.inference.append(
+                .init(
+                    timesteps: t, imagesPerSecond: Double(batch) / seconds, msPerImage: seconds * 1e3 / Double(batch),
+                    effectiveGFLOPs: 2 * Double(dense) / seconds / 1e9, synapticOpsPerSecond: Double(ops) / seconds,
+                    layers: r.weightedLayers.map {
+                        .init(
+                            name: $0.name, path: $0.path == .eventDriven ? "event-driven" : "dense",
+                            eventRate: $0.eventRate)
+                    }))
         }
         if finetune {
-            let x = Tensor(shape: [finetuneBatch, spec.channels, spec.height, spec.width],
-                           scalars: Array(input.scalars.prefix(finetuneBatch * spec.count)))
+            let x = Tensor(
+                shape: [finetuneBatch, spec.channels, spec.height, spec.width],
+                scalars: Array(input.scalars.prefix(finetuneBatch * spec.count)))
             var net = try STDBNetwork(model: m, surrogate: .default)
             for t in timesteps {
                 var tape = 0
                 let seconds = time {
-                    tape = net.step(x, labels: Array(labels.prefix(finetuneBatch)), timesteps: t,
-                                    seeds: (0..<finetuneBatch).map { UInt64($0) }, dropoutSeed: 1).tapeBytes
+                    tape =
+                        net.step(
+                            x, labels: Array(labels.prefix(finetuneBatch)), timesteps: t,
+                            seeds: (0..<finetuneBatch).map { UInt64($0) }, dropoutSeed: 1
+                        ).tapeBytes
                 }
-                report.finetuning.append(.init(timesteps: t, batch: finetuneBatch, surrogate: "stdb",
-                                               imagesPerSecond: Double(finetuneBatch) / seconds, tapeMB: Double(tape) / 1e6))
+                report.finetuning.append(
+                    .init(
+                        timesteps: t, batch: finetuneBatch, surrogate: "stdb",
+                        imagesPerSecond: Double(finetuneBatch) / seconds, tapeMB: Double(tape) / 1e6))
             }
         }
         report.peakRSSMB = Double(peakResidentBytes()) / 1e6
@@ -240,14 +263,20 @@ struct BenchReport: Encodable {
     func printText() {
         print("model \(model), batch \(batch), data \(data), path \(path), BLAS \(blasCore), \(cores) cores")
         for r in inference {
-            print(String(format: "snn inference T=%3d batch %d: %8.0f images/s  %7.3f ms/image  %6.1f GFLOP/s effective  %.3g synaptic ops/s",
-                         r.timesteps, batch, r.imagesPerSecond, r.msPerImage, r.effectiveGFLOPs, r.synapticOpsPerSecond))
-            print("  layers: " + r.layers.map { String(format: "%@ %@ (event rate %.3f)", $0.name, $0.path, $0.eventRate) }
-                .joined(separator: ", "))
+            print(
+                String(
+                    format: "snn inference T=%3d batch %d: %8.0f images/s  %7.3f ms/image  %6.1f GFLOP/s effective  %.3g synaptic ops/s",
+                    r.timesteps, batch, r.imagesPerSecond, r.msPerImage, r.effectiveGFLOPs, r.synapticOpsPerSecond))
+            print(
+                "  layers: "
+                    + r.layers.map { String(format: "%@ %@ (event rate %.3f)", $0.name, $0.path, $0.eventRate) }
+                    .joined(separator: ", "))
         }
         for f in finetuning {
-            print(String(format: "fine-tuning step (%@) T=%d batch %d: %7.0f images/s (tape %.0f MB)",
-                         f.surrogate, f.timesteps, f.batch, f.imagesPerSecond, f.tapeMB))
+            print(
+                String(
+                    format: "fine-tuning step (%@) T=%d batch %d: %7.0f images/s (tape %.0f MB)",
+                    f.surrogate, f.timesteps, f.batch, f.imagesPerSecond, f.tapeMB))
         }
         print(String(format: "peak RSS %.0f MB", peakRSSMB))
     }

@@ -55,8 +55,10 @@ struct ClassifyCommand: ParsableCommand {
             let decided = decisions[i] != nil
             let top = decided ? Array(scores.indices.sorted { scores[$0] > scores[$1] }.prefix(max(1, topK))) : []
             let predictions = top.map { ["label": model.description.labels[$0], "index": $0, "score": Double(scores[$0])] as [String: Any] }
-            results.append(["image": path, "decided": decided, "predictions": predictions, "spike_count": r.spikes[i],
-                            "synaptic_ops": r.synapticOps[i]])
+            results.append([
+                "image": path, "decided": decided, "predictions": predictions, "spike_count": r.spikes[i],
+                "synaptic_ops": r.synapticOps[i],
+            ])
             if !json && !decided {
                 print("\(path): undecided (equal output potentials at T=\(t); try more time steps)")
             } else if !json {

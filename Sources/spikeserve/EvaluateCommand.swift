@@ -68,7 +68,9 @@ struct EvaluateCommand: ParsableCommand {
         if ann {
             let r = Evaluator.evaluateANN(model, on: set, batchSize: batchSize)
             let out: [String: Any] = ["accuracy": r.accuracy, "images": set.count, "images_per_second": r.imagesPerSecond, "mode": "ann"]
-            if json { try printJSON(out) } else {
+            if json {
+                try printJSON(out)
+            } else {
                 print(String(format: "ANN accuracy %.2f%% on %d images (%.0f images/s)", 100 * r.accuracy, set.count, r.imagesPerSecond))
             }
             return
@@ -82,9 +84,13 @@ struct EvaluateCommand: ParsableCommand {
             "undecided": r.undecided,
             "lagged": lagged,
         ]
-        if json { try printJSON(out) } else {
-            print(String(format: "SNN accuracy %.2f%% on %d images at T=%d (%.0f images/s, %.3g synaptic ops/image)",
-                         100 * r.accuracy, set.count, t, r.imagesPerSecond, r.synapticOpsPerImage))
+        if json {
+            try printJSON(out)
+        } else {
+            print(
+                String(
+                    format: "SNN accuracy %.2f%% on %d images at T=%d (%.0f images/s, %.3g synaptic ops/image)",
+                    100 * r.accuracy, set.count, t, r.imagesPerSecond, r.synapticOpsPerImage))
             if r.undecided > 0 {
                 print("\(r.undecided) images undecided (equal top output potentials; counted as wrong): T=\(t) is too small for this model")
             }

@@ -7,7 +7,8 @@ struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
         abstract: "Fine-tune a converted SNN with STDB (spike-timing-dependent backpropagation) at a small time-step budget.",
-        discussion: "Checkpoints after every epoch into OUT.checkpoint; --resume continues from there. OUT receives the best epoch by validation accuracy.")
+        discussion:
+            "Checkpoints after every epoch into OUT.checkpoint; --resume continues from there. OUT receives the best epoch by validation accuracy.")
 
     @Argument(help: "The converted model directory.")
     var modelDirectory: String
@@ -128,8 +129,10 @@ struct FinetuneCommand: ParsableCommand {
             switch event {
             case .batch(let p): bar.update(p)
             case .epochFinished(let e, let loss, let acc, let val, let seconds):
-                bar.finishLine(String(format: "epoch %d: loss %.4f, train accuracy %.2f%%, mean validation accuracy %@, %.0f s",
-                                      e, loss, 100 * acc, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", seconds))
+                bar.finishLine(
+                    String(
+                        format: "epoch %d: loss %.4f, train accuracy %.2f%%, mean validation accuracy %@, %.0f s",
+                        e, loss, 100 * acc, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", seconds))
             case .message(let m): bar.finishLine(m)
             }
         }
@@ -137,8 +140,10 @@ struct FinetuneCommand: ParsableCommand {
         let finished = tuner.finishedModel(dataDescription: dataOptions.data, command: invocation)
         try finished.save(to: out)
         let meanRate = rates.isEmpty ? 0 : rates.reduce(0, +) / Double(rates.count)
-        print(String(format: "saved %@ (best epoch %d, mean validation accuracy %.2f%%); training %.0f images/s; tape %.0f MB, peak RSS %.0f MB",
-                     out, tuner.bestEpoch, 100 * tuner.bestValidationAccuracy, meanRate,
-                     Double(tuner.peakTapeBytes) / 1e6, Double(peakResidentBytes()) / 1e6))
+        print(
+            String(
+                format: "saved %@ (best epoch %d, mean validation accuracy %.2f%%); training %.0f images/s; tape %.0f MB, peak RSS %.0f MB",
+                out, tuner.bestEpoch, 100 * tuner.bestValidationAccuracy, meanRate,
+                Double(tuner.peakTapeBytes) / 1e6, Double(peakResidentBytes()) / 1e6))
     }
 }

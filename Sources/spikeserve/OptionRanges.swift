@@ -37,9 +37,10 @@ enum OptionRange {
     static func memory(_ model: Model, timesteps: Int, option: String = "--timesteps") throws {
         let bytes = SpikingEngine.minimumBytes(for: model.description, timesteps: timesteps)
         guard bytes <= memoryLimitBytes else {
-            throw ValidationError(String(
-                format: "%@ %d needs about %.1f GiB for one image of %@ (limit %d GiB); use fewer time steps",
-                option, timesteps, Double(bytes) / Double(1 << 30), model.description.name, memoryLimitBytes >> 30))
+            throw ValidationError(
+                String(
+                    format: "%@ %d needs about %.1f GiB for one image of %@ (limit %d GiB); use fewer time steps",
+                    option, timesteps, Double(bytes) / Double(1 << 30), model.description.name, memoryLimitBytes >> 30))
         }
     }
 }

@@ -31,7 +31,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Env SPIKESERVE_LOG_FORMAT.")
     var logFormat: String?
 
-    @Option(help: "Directory training data paths of fine-tuning jobs are relative to. Env SPIKESERVE_DATA_ROOT. Default: paths disabled (upload datasets instead).")
+    @Option(
+        help:
+            "Directory training data paths of fine-tuning jobs are relative to. Env SPIKESERVE_DATA_ROOT. Default: paths disabled (upload datasets instead)."
+    )
     var dataRoot: String?
 
     @Option(help: "Directory for job records, checkpoints and uploaded datasets. Default MODELS/.spikeserve.")
@@ -117,8 +120,9 @@ struct ServeCommand: AsyncParsableCommand {
         batching.preferredBatchSize = preferredBatchSize
         if let inferenceWorkers { batching.workers = inferenceWorkers }
         batching.maxQueuedImages = maxQueuedImages
-        var jobs = JobManager.Configuration(stateDirectory: stateDir ?? modelsDir + "/.spikeserve",
-                                            dataRoot: dataRoot ?? env["SPIKESERVE_DATA_ROOT"])
+        var jobs = JobManager.Configuration(
+            stateDirectory: stateDir ?? modelsDir + "/.spikeserve",
+            dataRoot: dataRoot ?? env["SPIKESERVE_DATA_ROOT"])
         jobs.coreShare = trainingCoreShare
         jobs.keepVersions = keepVersions
         jobs.maxConcurrentJobs = maxConcurrentJobs

@@ -58,14 +58,14 @@ enum SgemmBenchmark {
 /// The compiler version this binary was built with, to the patch level we can tell at compile time.
 let swiftVersion: String = {
     #if compiler(>=6.4)
-    return "6.4 or newer"
+        return "6.4 or newer"
     #elseif compiler(>=6.3.1)
-    return "6.3.1"
+        return "6.3.1"
     #elseif compiler(>=6.3)
-    return "6.3"
+        return "6.3"
     #elseif compiler(>=6.2)
-    return "6.2"
+        return "6.2"
     #else
-    return "6.0 or 6.1"
+        return "6.0 or 6.1"
     #endif
 }()

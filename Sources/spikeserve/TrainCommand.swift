@@ -7,7 +7,9 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the ANN of an architecture (stage 1 of the hybrid method).",
-        discussion: "Checkpoints after every epoch into OUT.checkpoint (and the best epoch so far into OUT.checkpoint-best); --resume continues from there. OUT receives the best epoch's model by validation accuracy.")
+        discussion:
+            "Checkpoints after every epoch into OUT.checkpoint (and the best epoch so far into OUT.checkpoint-best); --resume continues from there. OUT receives the best epoch's model by validation accuracy."
+    )
 
     @Option(help: "Architecture: \(Architectures.names.joined(separator: ", ")).")
     var arch: String
@@ -90,8 +92,10 @@ struct TrainCommand: ParsableCommand {
             switch event {
             case .batch(let p): bar.update(p)
             case .epochFinished(let e, let loss, let acc, let val, let seconds):
-                bar.finishLine(String(format: "epoch %d: loss %.4f, train accuracy %.2f%%, validation accuracy %@, %.0f s",
-                                      e, loss, 100 * acc, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", seconds))
+                bar.finishLine(
+                    String(
+                        format: "epoch %d: loss %.4f, train accuracy %.2f%%, validation accuracy %@, %.0f s",
+                        e, loss, 100 * acc, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", seconds))
             case .message(let m): bar.finishLine(m)
             }
         }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+
 @testable import HTTPServer
 
 /// Connection handling with raw sockets: pipelining, keep-alive rules, HEAD, concurrency, streaming.
@@ -12,7 +13,9 @@ extension HTTPServerTests {
                 try await blocking { () -> [TestResponse] in
                     let client = try RawClient(port: port)
                     // The first handler is the slowest: its response must still come first.
-                    try client.send("GET /sleep/300 HTTP/1.1\r\nHost: x\r\n\r\nGET /path/second HTTP/1.1\r\nHost: x\r\n\r\nGET /path/third HTTP/1.1\r\nHost: x\r\n\r\n")
+                    try client.send(
+                        "GET /sleep/300 HTTP/1.1\r\nHost: x\r\n\r\nGET /path/second HTTP/1.1\r\nHost: x\r\n\r\nGET /path/third HTTP/1.1\r\nHost: x\r\n\r\n"
+                    )
                     return try (0..<3).map { _ in try client.readResponse() }
                 }
             }
@@ -354,7 +357,9 @@ extension HTTPServerTests {
             let logger = Logger(label: "access") { _ in handler }
             _ = try await withServer(logger: logger, handler: testRouter().handler()) { port in
                 try await blocking {
-                    try request(port: port, "GET /path/x?token=querysecret HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer headersecret\r\nX-Request-Id: rid-1\r\n\r\n")
+                    try request(
+                        port: port,
+                        "GET /path/x?token=querysecret HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer headersecret\r\nX-Request-Id: rid-1\r\n\r\n")
                 }
             }
             let records = handler.records.withLock { $0 }

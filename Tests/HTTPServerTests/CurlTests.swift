@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import HTTPServer
 
 /// Real-client checks with curl (run through Foundation.Process).
@@ -54,8 +55,12 @@ extension HTTPServerTests {
             defer { try? FileManager.default.removeItem(at: directory) }
             try await withServer(handler: testRouter().handler()) { port in
                 let result = try await blocking {
-                    try runProcess(Self.curl, ["-sv", "--data-binary", "@\(input.path)", "-H", "Content-Type: application/octet-stream",
-                                               "-o", output.path, "-w", "%{http_code}", "http://127.0.0.1:\(port)/echo"])
+                    try runProcess(
+                        Self.curl,
+                        [
+                            "-sv", "--data-binary", "@\(input.path)", "-H", "Content-Type: application/octet-stream",
+                            "-o", output.path, "-w", "%{http_code}", "http://127.0.0.1:\(port)/echo",
+                        ])
                 }
                 #expect(result.stdout == "200")
                 // curl sends "Expect: 100-continue" for a body this size; without an immediate
@@ -73,8 +78,12 @@ extension HTTPServerTests {
             defer { try? FileManager.default.removeItem(at: directory) }
             try await withServer(handler: testRouter().handler()) { port in
                 let result = try await blocking {
-                    try runProcess(Self.curl, ["-sv", "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(input.path)",
-                                               "-o", output.path, "-w", "%{http_code}", "http://127.0.0.1:\(port)/echo"])
+                    try runProcess(
+                        Self.curl,
+                        [
+                            "-sv", "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(input.path)",
+                            "-o", output.path, "-w", "%{http_code}", "http://127.0.0.1:\(port)/echo",
+                        ])
                 }
                 #expect(result.stdout == "200")
                 #expect(result.stderr.contains("Transfer-Encoding: chunked"))

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import HTTPServer
 
 /// The epoll loop on its own: cross-thread work, readiness, timers, hang-ups, stopping.
@@ -134,7 +135,10 @@ extension HTTPServerTests {
             let (mine, peer) = try Self.socketPair()
             defer { close(mine); close(peer) }
             let registered = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
-                loop.execute { continuation.resume(returning: loop.register(Recorder(loop: loop, token: 9, fd: mine), fd: mine, token: 9, reading: true, writing: false)) }
+                loop.execute {
+                    continuation.resume(
+                        returning: loop.register(Recorder(loop: loop, token: 9, fd: mine), fd: mine, token: 9, reading: true, writing: false))
+                }
             }
             #expect(!registered)
         }

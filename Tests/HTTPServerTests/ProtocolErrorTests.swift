@@ -1,12 +1,15 @@
 import Foundation
 import Testing
+
 @testable import HTTPServer
 
 /// Requests the server must refuse, each followed by `Connection: close` and an actual close.
 extension HTTPServerTests {
     @Suite struct ProtocolErrors {
         /// Sends `raw`, expects `status` with the JSON error `code`, then the server closing.
-        static func expectRefusal(_ raw: String, status: Int, code: String, configuration: Server.Configuration = .test(), sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        static func expectRefusal(
+            _ raw: String, status: Int, code: String, configuration: Server.Configuration = .test(), sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws {
             let response = try await withServer(configuration, handler: testRouter().handler()) { port in
                 try await blocking { () -> (TestResponse, Bool) in
                     let client = try RawClient(port: port)
@@ -50,13 +53,18 @@ extension HTTPServerTests {
         }
 
         @Test func unknownTransferCodingIs501() async throws {
-            try await Self.expectRefusal("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", status: 501, code: "not_implemented")
+            try await Self.expectRefusal(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", status: 501, code: "not_implemented")
         }
 
         @Test func declaredBodyOverLimitIs413() async throws {
             let configuration = Server.Configuration.test(limits: .init(maxBodyBytes: 1024))
-            try await Self.expectRefusal("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n", status: 413, code: "payload_too_large", configuration: configuration)
-            let chunked = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + String(repeating: "a", count: 1024) + "\r\n1\r\nb\r\n0\r\n\r\n"
+            try await Self.expectRefusal(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n", status: 413, code: "payload_too_large", configuration: configuration
+            )
+            let chunked =
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + String(repeating: "a", count: 1024)
+                + "\r\n1\r\nb\r\n0\r\n\r\n"
             try await Self.expectRefusal(chunked, status: 413, code: "payload_too_large", configuration: configuration)
         }
 
@@ -96,7 +104,9 @@ extension HTTPServerTests {
             let big = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "v", count: 5000) + "\r\n\r\n"
             try await Self.expectRefusal(big, status: 431, code: "header_too_large", configuration: configuration)
             // Never terminated: the limit applies before the end of the section is seen.
-            try await Self.expectRefusal("GET /hello HTTP/1.1\r\nX-Big: " + String(repeating: "v", count: 5000), status: 431, code: "header_too_large", configuration: configuration)
+            try await Self.expectRefusal(
+                "GET /hello HTTP/1.1\r\nX-Big: " + String(repeating: "v", count: 5000), status: 431, code: "header_too_large",
+                configuration: configuration)
         }
 
         @Test func tooManyHeadersIs431() async throws {

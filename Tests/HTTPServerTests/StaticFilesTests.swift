@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import HTTPServer
 
 extension HTTPServerTests {
@@ -55,9 +56,11 @@ extension HTTPServerTests {
                 let etag = try #require(css.header("ETag"))
                 let lastModified = try #require(css.header("Last-Modified"))
                 let (byTag, byDate, changedTag) = try await blocking { () -> (TestResponse, TestResponse, TestResponse) in
-                    (try request(port: port, "GET /style.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: \(etag)\r\n\r\n"),
-                     try request(port: port, "GET /style.css HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: \(lastModified)\r\n\r\n"),
-                     try request(port: port, "GET /style.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n\r\n"))
+                    (
+                        try request(port: port, "GET /style.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: \(etag)\r\n\r\n"),
+                        try request(port: port, "GET /style.css HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: \(lastModified)\r\n\r\n"),
+                        try request(port: port, "GET /style.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n\r\n")
+                    )
                 }
                 #expect(byTag.status == 304)
                 #expect(byTag.body.isEmpty)

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import HTTPServer
 
 /// Request bodies streamed to a handler (`Router.addStreaming`), with raw sockets.
@@ -125,7 +126,8 @@ extension HTTPServerTests {
                     let declared = try client.readResponse(skipInterim: false)
                     let other = try RawClient(port: port)
                     let body = String(repeating: "a", count: 800)
-                    try other.send("POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n\(body)\r\n320\r\n\(body)\r\n0\r\n\r\n")
+                    try other.send(
+                        "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n\(body)\r\n320\r\n\(body)\r\n0\r\n\r\n")
                     return (declared, try other.readResponse())
                 }
             }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+
 @testable import HTTPServer
 
 /// Every HTTP server test runs serially: they measure latencies on a small, busy machine.
@@ -10,7 +11,9 @@ import Testing
 enum TestError: Error, CustomStringConvertible {
     case failure(String)
     var description: String {
-        switch self { case .failure(let message): message }
+        switch self {
+        case .failure(let message): message
+        }
     }
 }
 
@@ -40,7 +43,9 @@ extension Server.Configuration {
     ) -> Server.Configuration {
         Server.Configuration(
             host: "127.0.0.1", port: 0, limits: limits,
-            timeouts: Timeouts(headerRead: headerRead, bodyIdle: bodyIdle, keepAliveIdle: keepAliveIdle, shutdownGrace: .seconds(3), writeIdle: .seconds(5), lingeringClose: .milliseconds(500)),
+            timeouts: Timeouts(
+                headerRead: headerRead, bodyIdle: bodyIdle, keepAliveIdle: keepAliveIdle, shutdownGrace: .seconds(3), writeIdle: .seconds(5),
+                lingeringClose: .milliseconds(500)),
             ioThreads: 2)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import HTTPServer
 
 /// Socket-free checks of the parser, request helpers and router.
@@ -22,7 +23,8 @@ extension HTTPServerTests {
         }
 
         @Test func chunkedWithExtensionsAndTrailers() throws {
-            let raw = "POST /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;name=value\r\nWiki\r\n5 ; x\r\npedia\r\n0\r\nChecksum: abc\r\n\r\n"
+            let raw =
+                "POST /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;name=value\r\nWiki\r\n5 ; x\r\npedia\r\n0\r\nChecksum: abc\r\n\r\n"
             for byteByByte in [false, true] {
                 let requests = try Self.parseAll(Array(raw.utf8), byteByByte: byteByByte)
                 #expect(requests.count == 1)
@@ -31,7 +33,8 @@ extension HTTPServerTests {
         }
 
         @Test func pipelinedByteByByteMatchesWhole() throws {
-            let raw = "\r\nGET /a?x=1&y=a+b&x=2 HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /c%20d HTTP/1.0\r\n\r\n"
+            let raw =
+                "\r\nGET /a?x=1&y=a+b&x=2 HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /c%20d HTTP/1.0\r\n\r\n"
             let whole = try Self.parseAll(Array(raw.utf8))
             let split = try Self.parseAll(Array(raw.utf8), byteByByte: true)
             #expect(whole.map(\.target) == ["/a?x=1&y=a+b&x=2", "/b", "/c%20d"])

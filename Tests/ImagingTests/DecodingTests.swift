@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Imaging
 
 func fixture(_ name: String) throws -> [UInt8] {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Imaging
 
 /// EXIF orientation: files stored with each orientation 1–8 decode as Pillow's

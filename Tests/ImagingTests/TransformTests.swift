@@ -1,7 +1,8 @@
 import Foundation
-import Testing
 import NativeBridge
 import TensorKit
+import Testing
+
 @testable import Imaging
 
 @Suite struct TransformTests {
@@ -29,9 +30,11 @@ import TensorKit
     /// coefficients and fixed-point rounding give identical images when Pillow runs the horizontal
     /// pass first, as its C core reads; for the tall 33×250 source the wheel measured here ran the
     /// vertical pass first, and the intermediate rounding differs by at most one level.
-    @Test(arguments: ["digit560-to-28x28", "digit560-to-32x32", "digit560-to-100x37", "digit560-thin-to-28x28",
-                      "gray97x31-to-28x28", "gray97x31-to-13x40", "rgb33x250-to-32x32", "rgb33x250-to-7x9",
-                      "rgb10x7-to-28x28", "rgb10x7-to-32x20"])
+    @Test(arguments: [
+        "digit560-to-28x28", "digit560-to-32x32", "digit560-to-100x37", "digit560-thin-to-28x28",
+        "gray97x31-to-28x28", "gray97x31-to-13x40", "rgb33x250-to-32x32", "rgb33x250-to-7x9",
+        "rgb10x7-to-28x28", "rgb10x7-to-32x20",
+    ])
     func resizeMatchesPillow(_ name: String) throws {
         let source = String(name[..<name.range(of: "-to-")!.lowerBound])
         let gray = !source.hasPrefix("rgb")
@@ -116,8 +119,9 @@ import TensorKit
     @Test func undecodableFileNamesTheFile() throws {
         let root = try makeFolder()
         _ = FileManager.default.createFile(atPath: "\(root)/a/broken.png", contents: Data([0x89, 0x50, 0x4E, 0x47]))
-        #expect { try ImageSet.load(ImageFolder(root: root), spec: InputSpec(channels: 1, height: 5, width: 7, mean: [0], std: [1])) }
-            throws: { "\($0)".contains("broken.png") }
+        #expect { try ImageSet.load(ImageFolder(root: root), spec: InputSpec(channels: 1, height: 5, width: 7, mean: [0], std: [1])) } throws: {
+            "\($0)".contains("broken.png")
+        }
     }
 }
 

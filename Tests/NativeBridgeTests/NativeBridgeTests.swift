@@ -1,10 +1,12 @@
 import Testing
+
 @testable import NativeBridge
 
 @Suite struct BLASKernelSelectionTests {
     @Test func neverForcesAKernelWiderThanTheCPU() {
-        var f = CPUFeatures(sse42: true, avx: false, fma: false, avx2: false, avx512f: false, avx512dq: false,
-                            avx512cd: false, avx512bw: false, avx512vl: false, avx512vnni: false, avx512bf16: false)
+        var f = CPUFeatures(
+            sse42: true, avx: false, fma: false, avx2: false, avx512f: false, avx512dq: false,
+            avx512cd: false, avx512bw: false, avx512vl: false, avx512vnni: false, avx512bf16: false)
         #expect(BLASKernelSelection.tier(of: f) == 0)
         #expect(BLASKernelSelection.coreType(forTier: 0) == nil)
         f.avx = true; f.avx2 = true

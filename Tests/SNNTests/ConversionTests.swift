@@ -1,7 +1,8 @@
 import Foundation
 import Imaging
-import Testing
 import TensorKit
+import Testing
+
 @testable import SNN
 
 @Suite struct ConversionTests {
@@ -45,7 +46,10 @@ import TensorKit
         var model = try Model.initialized(name: "m", architecture: "cifar-cnn", labels: (0..<10).map(String.init), batchNorm: true, seed: 2)
         var rng = SeededGenerator(seed: 4)
         for (name, t) in model.tensors where name.contains("running") || (t.rank == 1 && !name.contains("classifier")) {
-            model.tensors[name] = Tensor(shape: t.shape, scalars: t.scalars.map { _ in name.contains("var") || name.hasSuffix("weight") ? 0.5 + rng.nextUnitFloat() : rng.nextUnitFloat() - 0.5 })
+            model.tensors[name] = Tensor(
+                shape: t.shape,
+                scalars: t.scalars.map { _ in name.contains("var") || name.hasSuffix("weight") ? 0.5 + rng.nextUnitFloat() : rng.nextUnitFloat() - 0.5
+                })
         }
         let folded = try Converter.foldBatchNorm(model)
         #expect(!folded.description.layers.containsKind(.batchnorm))

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TensorKit
+import Testing
+
 @testable import SNN
 
 @Suite struct EngineTests {
@@ -55,10 +56,13 @@ import TensorKit
                 .conv("c1", 2, 4), .relu, .avgPool(), .conv("c2", 4, 64), .relu, .dropout(0.3), .avgPool(), .flatten,
                 .linear("f1", 256, 5), .relu, .linear("f2", 5, 3),
             ]
-            let tensors = ["c1.weight": dyadicTensor([4, 2, 3, 3], seed: 1), "c2.weight": dyadicTensor([64, 4, 3, 3], seed: 2),
-                           "f1.weight": dyadicTensor([5, 256], seed: 3), "f2.weight": dyadicTensor([3, 5], seed: 4)]
-            let model = makeModel(input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.875, 0.5, 2.5],
-                                  encoding: encoding)
+            let tensors = [
+                "c1.weight": dyadicTensor([4, 2, 3, 3], seed: 1), "c2.weight": dyadicTensor([64, 4, 3, 3], seed: 2),
+                "f1.weight": dyadicTensor([5, 256], seed: 3), "f2.weight": dyadicTensor([3, 5], seed: 4),
+            ]
+            let model = makeModel(
+                input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.875, 0.5, 2.5],
+                encoding: encoding)
             try model.validate()
             var x = dyadicTensor([5, 2, 8, 8], seed: 9)
             for i in 0..<x.count { x.scalars[i] *= 1.5 }
@@ -89,8 +93,9 @@ import TensorKit
         var rng = SeededGenerator(seed: 4)
         for constant in [false, true] {
             let steps = constant ? 1 : timesteps
-            let current = Frames(scalars: (0..<(c * steps * b * h * w)).map { _ in Float(Int(rng.next() % 13)) / 8 },
-                                 shape: [c, h, w], timesteps: steps, images: b)
+            let current = Frames(
+                scalars: (0..<(c * steps * b * h * w)).map { _ in Float(Int(rng.next() % 13)) / 8 },
+                shape: [c, h, w], timesteps: steps, images: b)
             var spikes = constant ? current.repeated(timesteps: timesteps) : current
             let counts = NeuronDynamics.fire(&spikes, threshold: 0.75, leak: 0.5)
             let pooled = SpikingEngine.pool(spikes, kernel: 2, stride: 2)
@@ -105,9 +110,10 @@ import TensorKit
     /// An image whose output layer received nothing (all potentials equal) has no decision, and one
     /// with a tie at the top neither; a unique maximum decides.
     @Test func decisionsNeedAUniqueMaximum() {
-        var r = SpikingEngine.Result(potentials: Tensor(shape: [3, 3], scalars: [0, 0, 0, 1, 2, 2, 0.5, 3, -1]),
-                                     trace: nil, spikes: [0, 0, 0], synapticOps: [0, 0, 0], layerSpikes: [],
-                                     imageLayerSpikes: [], layerNeurons: [], timesteps: 1)
+        var r = SpikingEngine.Result(
+            potentials: Tensor(shape: [3, 3], scalars: [0, 0, 0, 1, 2, 2, 0.5, 3, -1]),
+            trace: nil, spikes: [0, 0, 0], synapticOps: [0, 0, 0], layerSpikes: [],
+            imageLayerSpikes: [], layerNeurons: [], timesteps: 1)
         #expect(r.decisions == [nil, nil, 1])
         r.potentials.scalars[5] = 1.5
         #expect(r.decisions == [nil, 1, 1])

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TensorKit
+import Testing
+
 @testable import SNN
 
 @Suite struct ModelFormatTests {
@@ -25,10 +26,12 @@ import TensorKit
         #expect(vgg16.filter { $0.type == .linear }.map { $0.outFeatures! } == [4096, 4096, 10])
         // The reference implementation's cfg for VGG9 and VGG11 (self_models/vgg_spiking.py).
         #expect(try Architectures.layers(for: "vgg9").filter { $0.type == .conv2d }.map { $0.outChannels! } == [64, 128, 256, 256, 512, 512, 512])
-        #expect(try Architectures.layers(for: "vgg11").filter { $0.type == .conv2d }.map { $0.outChannels! } == [64, 128, 256, 512, 512, 512, 512, 512])
+        #expect(
+            try Architectures.layers(for: "vgg11").filter { $0.type == .conv2d }.map { $0.outChannels! } == [64, 128, 256, 512, 512, 512, 512, 512])
         #expect(try Architectures.layers(for: "vgg11").filter { $0.type == .avgpool }.count == 4)
         let resnet = try Architectures.layers(for: "resnet20")
-        let convs = resnet.filter { $0.type == .conv2d }.count
+        let convs =
+            resnet.filter { $0.type == .conv2d }.count
             + resnet.filter { $0.type == .residual }.reduce(0) { $0 + $1.body!.filter { $0.type == .conv2d }.count }
         // 3 pre-processing convs + 8 blocks × 2 + 1 classifier = 20 weighted layers (shortcuts aside).
         #expect(convs + resnet.filter { $0.type == .linear }.count == 20)

@@ -1,7 +1,8 @@
 import Foundation
 import Imaging
-import Testing
 import TensorKit
+import Testing
+
 @testable import SNN
 
 @Suite struct STDBGradientTests {
@@ -15,8 +16,9 @@ import TensorKit
         let w2 = Tensor(shape: [2, 3], scalars: [0.5, -0.4, 0.3, -0.2, 0.7, 0.1])
         let theta: Float = 1
         let input = InputDescription(channels: 2, height: 1, width: 1, mean: [0, 0], std: [1, 1])
-        let model = makeModel(input: input, labels: 2, layers: [.flatten, .linear("fc1", 2, 3), .relu, .linear("fc2", 3, 2)],
-                              tensors: ["fc1.weight": w1, "fc2.weight": w2], thresholds: [theta])
+        let model = makeModel(
+            input: input, labels: 2, layers: [.flatten, .linear("fc1", 2, 3), .relu, .linear("fc2", 3, 2)],
+            tensors: ["fc1.weight": w1, "fc2.weight": w2], thresholds: [theta])
         let xs: [[Float]] = [[0.7, 0.4], [0.2, 0.9]]
         let labels = [1, 0]
         let t = 5
@@ -87,12 +89,15 @@ import TensorKit
             .linear("f1", 256, 12), .relu, .linear("f2", 12, 3),
         ]
         var rng = SeededGenerator(seed: 5)
-        let tensors = ["c1.weight": Tensor.kaimingNormal(shape: [8, 2, 3, 3], fanIn: 18, generator: &rng),
-                       "c2.weight": Tensor.kaimingNormal(shape: [64, 8, 3, 3], fanIn: 72, generator: &rng),
-                       "f1.weight": Tensor.kaimingNormal(shape: [12, 256], fanIn: 256, generator: &rng),
-                       "f2.weight": Tensor.kaimingNormal(shape: [3, 12], fanIn: 12, generator: &rng)]
-        let model = makeModel(input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.5, 0.4, 0.3],
-                              encoding: encoding)
+        let tensors = [
+            "c1.weight": Tensor.kaimingNormal(shape: [8, 2, 3, 3], fanIn: 18, generator: &rng),
+            "c2.weight": Tensor.kaimingNormal(shape: [64, 8, 3, 3], fanIn: 72, generator: &rng),
+            "f1.weight": Tensor.kaimingNormal(shape: [12, 256], fanIn: 256, generator: &rng),
+            "f2.weight": Tensor.kaimingNormal(shape: [3, 12], fanIn: 12, generator: &rng),
+        ]
+        let model = makeModel(
+            input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.5, 0.4, 0.3],
+            encoding: encoding)
         try model.validate()
         let x = Tensor(shape: [4, 2, 8, 8], scalars: (0..<512).map { _ in 2 * rng.nextUnitFloat() - 0.5 })
         func step(_ path: SpikingEngine.SynapticPath) throws -> STDBNetwork.StepResult {
@@ -119,9 +124,12 @@ import TensorKit
     /// g_u[0] = −0.1192·0.3·e^(−10) + g_u[1] = −0.035407; dW1 = (g_u[0] + g_u[1])·x = −0.070812.
     @Test func handComputedTwoStepCase() throws {
         let input = InputDescription(channels: 1, height: 1, width: 1, mean: [0], std: [1])
-        let model = makeModel(input: input, labels: 2, layers: [.flatten, .linear("fc1", 1, 1), .relu, .linear("fc2", 1, 2)],
-                              tensors: ["fc1.weight": Tensor(shape: [1, 1], scalars: [1.5]),
-                                        "fc2.weight": Tensor(shape: [2, 1], scalars: [1, 0])], thresholds: [1])
+        let model = makeModel(
+            input: input, labels: 2, layers: [.flatten, .linear("fc1", 1, 1), .relu, .linear("fc2", 1, 2)],
+            tensors: [
+                "fc1.weight": Tensor(shape: [1, 1], scalars: [1.5]),
+                "fc2.weight": Tensor(shape: [2, 1], scalars: [1, 0]),
+            ], thresholds: [1])
         var net = try STDBNetwork(model: model, surrogate: .stdb(alpha: 0.3, beta: 0.01, silentAge: 1000))
         let r = net.step(Tensor(shape: [1, 1, 1, 1], scalars: [1]), labels: [0], timesteps: 2, seeds: [0], dropoutSeed: 0)
         #expect(abs(r.gradients["fc1.weight"]!.scalars[0] - (-0.070812)) < 2e-5)
@@ -132,9 +140,12 @@ import TensorKit
         // With trainable thresholds the step also reports dL/dθ; check its sign on a case where
         // lowering θ makes the correct class win more (more spikes into a positive weight).
         let input = InputDescription(channels: 1, height: 1, width: 1, mean: [0], std: [1])
-        let model = makeModel(input: input, labels: 2, layers: [.flatten, .linear("fc1", 1, 1), .relu, .linear("fc2", 1, 2)],
-                              tensors: ["fc1.weight": Tensor(shape: [1, 1], scalars: [0.6]),
-                                        "fc2.weight": Tensor(shape: [2, 1], scalars: [1, -1])], thresholds: [1])
+        let model = makeModel(
+            input: input, labels: 2, layers: [.flatten, .linear("fc1", 1, 1), .relu, .linear("fc2", 1, 2)],
+            tensors: [
+                "fc1.weight": Tensor(shape: [1, 1], scalars: [0.6]),
+                "fc2.weight": Tensor(shape: [2, 1], scalars: [1, -1]),
+            ], thresholds: [1])
         var net = try STDBNetwork(model: model, surrogate: .linear(alpha: 0.3))
         net.trainThresholds = true
         let r = net.step(Tensor(shape: [1, 1, 1, 1], scalars: [1]), labels: [0], timesteps: 6, seeds: [0], dropoutSeed: 0)
@@ -148,14 +159,19 @@ import TensorKit
     @Test func finetuningRaisesLowTimestepAccuracyDeterministically() throws {
         let folder = try ImageFolder(root: fixturePath("mnist-small"))
         let input = Architectures.input(for: "mnist-cnn")
-        let layers: [LayerSpec] = [.conv("c1", 1, 8), .relu, .avgPool(), .conv("c2", 8, 16), .relu, .avgPool(), .flatten,
-                                   .linear("fc", 16 * 7 * 7, 10)]
+        let layers: [LayerSpec] = [
+            .conv("c1", 1, 8), .relu, .avgPool(), .conv("c2", 8, 16), .relu, .avgPool(), .flatten,
+            .linear("fc", 16 * 7 * 7, 10),
+        ]
         var rng = SeededGenerator(seed: 3)
-        let tensors = ["c1.weight": Tensor.kaimingNormal(shape: [8, 1, 3, 3], fanIn: 9, generator: &rng),
-                       "c2.weight": Tensor.kaimingNormal(shape: [16, 8, 3, 3], fanIn: 72, generator: &rng),
-                       "fc.weight": Tensor.kaimingNormal(shape: [10, 784], fanIn: 784, generator: &rng)]
-        let ann = Model(description: ModelDescription(name: "small", architecture: "custom", input: input, labels: folder.classes, layers: layers),
-                        tensors: tensors)
+        let tensors = [
+            "c1.weight": Tensor.kaimingNormal(shape: [8, 1, 3, 3], fanIn: 9, generator: &rng),
+            "c2.weight": Tensor.kaimingNormal(shape: [16, 8, 3, 3], fanIn: 72, generator: &rng),
+            "fc.weight": Tensor.kaimingNormal(shape: [10, 784], fanIn: 784, generator: &rng),
+        ]
+        let ann = Model(
+            description: ModelDescription(name: "small", architecture: "custom", input: input, labels: folder.classes, layers: layers),
+            tensors: tensors)
         let set = try ImageSet.load(folder, spec: ann.description.inputSpec)
         var annConfig = ANNTrainer.Configuration()
         annConfig.epochs = 4

@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import TensorKit
+
 @testable import SNN
 
 func fixturePath(_ name: String) -> String {
@@ -14,8 +15,10 @@ func temporaryDirectory(_ tag: String) -> String {
 }
 
 /// A model from explicit layers and tensors, with SNN settings.
-func makeModel(input: InputDescription, labels: Int, layers: [LayerSpec], tensors: [String: Tensor],
-               thresholds: [Float]? = nil, leak: Float = 1, encoding: SNNConfig.Encoding = .direct) -> Model {
+func makeModel(
+    input: InputDescription, labels: Int, layers: [LayerSpec], tensors: [String: Tensor],
+    thresholds: [Float]? = nil, leak: Float = 1, encoding: SNNConfig.Encoding = .direct
+) -> Model {
     var d = ModelDescription(name: "test", architecture: "custom", input: input, labels: (0..<labels).map(String.init), layers: layers)
     if let thresholds { d.snn = SNNConfig(thresholds: thresholds, leak: leak, encoding: encoding, defaultTimesteps: 8) }
     return Model(description: d, tensors: tensors)
@@ -44,8 +47,9 @@ struct PerStepReference {
         var encoded = [Float](repeating: 0, count: timesteps * n * features)
         input.withUnsafePointer { x in
             encoded.withUnsafeMutableBufferPointer {
-                InputEncoder.encode(x, images: n, features: features, timesteps: timesteps, encoding: snn.encoding,
-                                    seeds: seeds, into: $0.baseAddress!)
+                InputEncoder.encode(
+                    x, images: n, features: features, timesteps: timesteps, encoding: snn.encoding,
+                    seeds: seeds, into: $0.baseAddress!)
             }
         }
         var potentials = [[Float]](repeating: [Float](repeating: 0, count: d.labels.count), count: n)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Serving
 
 /// Dataset archives are extracted in process (libarchive) with limits checked while extracting:
@@ -11,7 +12,9 @@ import Testing
     static func entry(_ name: String, type: Character = "0", data: [UInt8] = [], link: String = "", declaredSize: Int? = nil) -> [UInt8] {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ s: String, _ at: Int, _ width: Int) { for (i, b) in s.utf8.prefix(width).enumerated() { h[at + i] = b } }
-        func octal(_ v: Int, _ at: Int, _ width: Int) { put(String(repeating: "0", count: max(0, width - 1 - String(v, radix: 8).count)) + String(v, radix: 8), at, width - 1) }
+        func octal(_ v: Int, _ at: Int, _ width: Int) {
+            put(String(repeating: "0", count: max(0, width - 1 - String(v, radix: 8).count)) + String(v, radix: 8), at, width - 1)
+        }
         put(name, 0, 100)
         octal(type == "5" ? 0o755 : 0o644, 100, 8)
         octal(0, 108, 8); octal(0, 116, 8)
@@ -66,8 +69,10 @@ import Testing
     }
 
     @Test func namesWithSpacesAndFoldersExtract() throws {
-        let bytes = Self.tar([Self.entry("class a/", type: "5"), Self.entry("class a/img 1.png", data: Array("x".utf8)),
-                              Self.entry("b/c.png", data: Array("yy".utf8))])
+        let bytes = Self.tar([
+            Self.entry("class a/", type: "5"), Self.entry("class a/img 1.png", data: Array("x".utf8)),
+            Self.entry("b/c.png", data: Array("yy".utf8)),
+        ])
         for gzip in [false, true] {
             let files = try extract(bytes, gzip: gzip, limits: limits()).get()
             #expect(files == ["b", "b/c.png", "class a", "class a/img 1.png"])

@@ -3,6 +3,7 @@ import Foundation
 import Imaging
 import Synchronization
 import Testing
+
 @testable import Serving
 
 /// Request images decode on the pool's own threads, with the pixels in flight bounded.
@@ -27,7 +28,11 @@ import Testing
                 return 1
             }
         }
-        await withCheckedContinuation { c in DispatchQueue.global().async { gate.started.wait(); c.resume() } }
+        await withCheckedContinuation { c in
+            DispatchQueue.global().async {
+                gate.started.wait(); c.resume()
+            }
+        }
         #expect(pool.pixelsInFlight == 800)
         // Over the bound: refused at once, while the first still decodes.
         await #expect(throws: DecodePool.Failure.self) { try await pool.run(pixels: 300) { 0 } }
@@ -39,8 +44,10 @@ import Testing
         #expect(pool.pixelsInFlight == 0)
     }
 
-    @Test(arguments: ["rgb.png", "gray.png", "interlaced.png", "palette.png", "gray16.png", "rgb.jpg", "gray.jpg", "cmyk.jpg",
-                      "resize/digit560.png", "orientation/o6.jpg"])
+    @Test(arguments: [
+        "rgb.png", "gray.png", "interlaced.png", "palette.png", "gray16.png", "rgb.jpg", "gray.jpg", "cmyk.jpg",
+        "resize/digit560.png", "orientation/o6.jpg",
+    ])
     func headerPixelCountMatchesTheDecodedImage(_ name: String) throws {
         let url = URL(fileURLWithPath: repositoryRoot + "/Tests/ImagingTests/Fixtures/" + name)
         let bytes = [UInt8](try Data(contentsOf: url))

@@ -2,6 +2,7 @@ import Foundation
 import SNN
 import TensorKit
 import Testing
+
 @testable import Serving
 
 /// Work per request, not time: after a batch of 32 has grown an engine's scratch, a batch of one
@@ -15,8 +16,11 @@ import Testing
         func run(_ images: Int) throws {
             let x = Tensor(shape: [images, 1, 28, 28], repeating: 0.5)
             // Dense layers: the path that uses im2col scratch.
-            _ = try cache.run(x, version: version, options: .init(timesteps: 8, seeds: (0..<images).map { UInt64($0) },
-                                                                   synapticPath: .dense))
+            _ = try cache.run(
+                x, version: version,
+                options: .init(
+                    timesteps: 8, seeds: (0..<images).map { UInt64($0) },
+                    synapticPath: .dense))
         }
         try run(32)
         let afterLarge = try #require(cache.allocatedScratchFloats(version))

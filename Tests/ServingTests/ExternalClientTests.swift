@@ -35,7 +35,8 @@ func runBlocking(_ executable: String, _ arguments: [String], timeout: TimeInter
 
     @Test func webPageClassifiesInChromium() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: python), "run scripts/setup.sh --test first: it installs selenium")
-        #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver"), "run scripts/setup.sh --test first: it installs chromium-driver")
+        #expect(
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver"), "run scripts/setup.sh --test first: it installs chromium-driver")
         let server = try await TestServer(publicDirectory: repositoryRoot + "/Public")
         defer { Task { await server.stop() } }
         let page = try await curl([server.base + "/"])
@@ -46,8 +47,9 @@ func runBlocking(_ executable: String, _ arguments: [String], timeout: TimeInter
     }
 
     @Test func jobsPanelRunsAJobAndRollsBack() async throws {
-        let server = try await TestServer(tokens: AccessTokens(admin: "adm", inference: nil), publicDirectory: repositoryRoot + "/Public",
-                                          dataRoot: repositoryRoot + "/Tests/SNNTests/Fixtures")
+        let server = try await TestServer(
+            tokens: AccessTokens(admin: "adm", inference: nil), publicDirectory: repositoryRoot + "/Public",
+            dataRoot: repositoryRoot + "/Tests/SNNTests/Fixtures")
         defer { Task { await server.stop() } }
         let result = try await run(python, [repositoryRoot + "/Tests/browser/jobs_page.py", server.base, "adm", "mnist-small", "4"])
         #expect(result.status == 0, "browser test failed:\n\(result.output)")
@@ -63,10 +65,12 @@ func runBlocking(_ executable: String, _ arguments: [String], timeout: TimeInter
         // 503 (a version that failed to load) and 504 (deadline_ms) are documented answers, so the
         // generic "no 5xx" check is off; `status_code_conformance` still fails on any status the
         // document does not list, such as a 500.
-        let result = try await run(schemathesis, [
-            "run", server.base + "/openapi.json", "--checks", "all", "--max-examples", "25", "--no-color", "--seed", "1",
-            "--exclude-checks", "positive_data_acceptance,not_a_server_error", "-H", "Authorization: Bearer adm-token",
-        ])
+        let result = try await run(
+            schemathesis,
+            [
+                "run", server.base + "/openapi.json", "--checks", "all", "--max-examples", "25", "--no-color", "--seed", "1",
+                "--exclude-checks", "positive_data_acceptance,not_a_server_error", "-H", "Authorization: Bearer adm-token",
+            ])
         #expect(result.status == 0, "schemathesis found mismatches:\n\(result.output.suffix(6000))")
     }
 }

@@ -22,7 +22,8 @@ import Testing
         throw CancellationError()
     }
 
-    static let quickJob = #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 2, "epochs": 1, "batch_size": 20, "limit": 60}, "force": true}"#
+    static let quickJob =
+        #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 2, "epochs": 1, "batch_size": 20, "limit": 60}, "force": true}"#
 
     @Test func jobDeploysANewVersionAndSurvivesARestart() async throws {
         let server = try await TestServer(tokens: Self.tokens, dataRoot: Self.dataRoot)
@@ -36,10 +37,13 @@ import Testing
         let result = job["result"] as? [String: Any] ?? [:]
         #expect(result["model_version"] as? Int == 4 && result["deployed"] as? Bool == true)
         #expect((job["progress"] as? [String: Any])?["fraction"] as? Double == 1)
-        let classify = try await curl(["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"), server.base + "/v1/models/tiny/classify"])
+        let classify = try await curl([
+            "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"), server.base + "/v1/models/tiny/classify",
+        ])
         #expect(classify.headers["x-model-version"] == "4")
         let events = try await curl(Self.admin + [server.base + "/v1/fine_tuning/jobs/\(id)/events?limit=100"]).json["data"] as? [[String: Any]] ?? []
-        #expect(events.contains { $0["type"] as? String == "metrics" } && events.contains { ($0["message"] as? String)?.contains("succeeded") == true })
+        #expect(
+            events.contains { $0["type"] as? String == "metrics" } && events.contains { ($0["message"] as? String)?.contains("succeeded") == true })
         // Server-Sent Events replay the log and end with "done" once the job is finished.
         let stream = try await curl(Self.admin + ["-N", server.base + "/v1/fine_tuning/jobs/\(id)/events?stream=true"])
         let text = String(decoding: stream.body, as: UTF8.self)
@@ -59,10 +63,13 @@ import Testing
     @Test func badRequestsFailFastAndQueueNothing() async throws {
         let server = try await TestServer(tokens: Self.tokens, dataRoot: Self.dataRoot)
         defer { Task { await server.stop() } }
-        for body in [#"{"training_data": "mnist-small"}"#, #"{"model": "nope", "training_data": "mnist-small"}"#,
-                     #"{"model": "tiny", "training_data": "../SNNTests"}"#, #"{"model": "tiny", "training_data": "/etc"}"#,
-                     #"{"model": "tiny", "training_data": "missing"}"#, #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"epochs": 0}}"#,
-                     #"{"model": "tiny", "training_data": "ds_nothere"}"#, "not json"] {
+        for body in [
+            #"{"training_data": "mnist-small"}"#, #"{"model": "nope", "training_data": "mnist-small"}"#,
+            #"{"model": "tiny", "training_data": "../SNNTests"}"#, #"{"model": "tiny", "training_data": "/etc"}"#,
+            #"{"model": "tiny", "training_data": "missing"}"#,
+            #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"epochs": 0}}"#,
+            #"{"model": "tiny", "training_data": "ds_nothere"}"#, "not json",
+        ] {
             let r = try await Self.createJob(server.base, body)
             #expect(r.status == 400, "\(body) → \(r.status)")
         }
@@ -113,7 +120,9 @@ import Testing
                     var seen: [(Int, String)] = []
                     let deadline = Date().addingTimeInterval(120)
                     while Date() < deadline {
-                        let r = try await curl(["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"), server.base + "/v1/models/tiny/classify"])
+                        let r = try await curl([
+                            "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"), server.base + "/v1/models/tiny/classify",
+                        ])
                         seen.append((r.status, r.headers["x-model-version"] ?? ""))
                         if r.headers["x-model-version"] == "4" && seen.filter({ $0.1 == "4" }).count >= 5 { break }
                     }
@@ -187,13 +196,16 @@ import Testing
         let first = try ServerProcess(models: models, port: port)
         try await first.waitReady()
         // Long enough that the kill lands between the first epoch's checkpoint and the end.
-        let body = #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 16, "epochs": 40, "batch_size": 10, "limit": 120}, "force": true}"#
+        let body =
+            #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 16, "epochs": 40, "batch_size": 10, "limit": 120}, "force": true}"#
         let created = try await FineTuningJobTests.createJob(first.base, body)
         let id = try #require(created.json["id"] as? String)
         // Wait for the first epoch's checkpoint, then kill the server without warning.
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
-            let events = try await curl(FineTuningJobTests.admin + [first.base + "/v1/fine_tuning/jobs/\(id)/events?limit=1000"]).json["data"] as? [[String: Any]] ?? []
+            let events =
+                try await curl(FineTuningJobTests.admin + [first.base + "/v1/fine_tuning/jobs/\(id)/events?limit=1000"]).json["data"]
+                as? [[String: Any]] ?? []
             if events.contains(where: { $0["type"] as? String == "metrics" }) { break }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -204,7 +216,9 @@ import Testing
         try await second.waitReady()
         let job = try await FineTuningJobTests.waitForJob(second.base, id) { ["succeeded", "failed", "cancelled"].contains($0["status"] as? String) }
         #expect(job["status"] as? String == "succeeded", "job: \(job)")
-        let events = try await curl(FineTuningJobTests.admin + [second.base + "/v1/fine_tuning/jobs/\(id)/events?limit=1000"]).json["data"] as? [[String: Any]] ?? []
+        let events =
+            try await curl(FineTuningJobTests.admin + [second.base + "/v1/fine_tuning/jobs/\(id)/events?limit=1000"]).json["data"] as? [[String: Any]]
+            ?? []
         let messages = events.compactMap { $0["message"] as? String }
         #expect(messages.contains { $0.contains("resumes from its last checkpoint") }, "\(messages)")
         #expect(messages.contains { $0.contains("resumed from the checkpoint after epoch") }, "\(messages)")
@@ -226,8 +240,11 @@ import Testing
         let tar = try await run("/usr/bin/tar", ["-czf", archive, "-C", repositoryRoot + "/Tests/SNNTests/Fixtures", "mnist-small"])
         #expect(tar.status == 0, "\(tar.output)")
         let server = try await TestServer(tokens: FineTuningJobTests.tokens)
-        let response = try await curl(FineTuningJobTests.admin + ["-H", "Content-Type: application/gzip", "--data-binary", "@" + archive,
-                                                                   server.base + "/v1/datasets?model=tiny"])
+        let response = try await curl(
+            FineTuningJobTests.admin + [
+                "-H", "Content-Type: application/gzip", "--data-binary", "@" + archive,
+                server.base + "/v1/datasets?model=tiny",
+            ])
         let unauthorized = try await curl(["--data-binary", "@" + archive, server.base + "/v1/datasets?model=tiny"])
         let empty = try await curl(FineTuningJobTests.admin + ["-X", "POST", server.base + "/v1/datasets"])
         await server.stop()

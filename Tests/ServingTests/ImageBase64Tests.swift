@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Serving
 
 /// Base64 as clients send it: standard and URL-safe alphabets, padded or not, data: URIs.
@@ -12,8 +13,10 @@ import Testing
         #expect(standard.contains("+") || standard.contains("/"))
         let urlSafe = standard.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
         let unpadded = urlSafe.trimmingCharacters(in: CharacterSet(charactersIn: "="))
-        for form in [standard, urlSafe, unpadded, "data:image/jpeg;base64," + standard, "data:;base64," + unpadded,
-                     "DATA:image/png;charset=x;BASE64," + standard, String(standard.prefix(4)) + "\n " + standard.dropFirst(4)] {
+        for form in [
+            standard, urlSafe, unpadded, "data:image/jpeg;base64," + standard, "data:;base64," + unpadded,
+            "DATA:image/png;charset=x;BASE64," + standard, String(standard.prefix(4)) + "\n " + standard.dropFirst(4),
+        ] {
             #expect(try ImageBase64.decode(form, field: "b64") == bytes, "\(form)")
         }
     }

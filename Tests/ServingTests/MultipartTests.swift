@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Serving
 
 /// RFC 2046 §5.1.1: only CRLF "--" boundary (then "--", or padding and CRLF) delimits a part.
@@ -7,8 +8,9 @@ import Testing
     func body(_ s: String) -> [UInt8] { Array(s.utf8) }
 
     @Test func partsAndFields() throws {
-        let b = body("--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n"
-                     + "--XyZ\r\nContent-Disposition: form-data; name=\"timesteps\"\r\n\r\n8\r\n--XyZ--\r\n")
+        let b = body(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n"
+                + "--XyZ\r\nContent-Disposition: form-data; name=\"timesteps\"\r\n\r\n8\r\n--XyZ--\r\n")
         let parts = try Multipart.parse(b, boundary: "XyZ")
         #expect(parts.count == 2)
         #expect(parts[0].name == "image" && parts[0].filename == "a.png" && parts[0].contentType == "image/png")
@@ -26,8 +28,9 @@ import Testing
     }
 
     @Test func preambleEpilogueAndPaddingAreAllowed() throws {
-        let b = body("preamble text\r\n--XyZ  \r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nD1\r\n--XyZ\t\r\n"
-                     + "Content-Disposition: form-data; name=\"image\"\r\n\r\nD2\r\n--XyZ--\r\nepilogue")
+        let b = body(
+            "preamble text\r\n--XyZ  \r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nD1\r\n--XyZ\t\r\n"
+                + "Content-Disposition: form-data; name=\"image\"\r\n\r\nD2\r\n--XyZ--\r\nepilogue")
         let parts = try Multipart.parse(b, boundary: "XyZ")
         #expect(parts.map(\.body) == [body("D1"), body("D2")])
     }

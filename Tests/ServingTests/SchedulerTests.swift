@@ -1,8 +1,9 @@
 import Foundation
-import Synchronization
 import SNN
+import Synchronization
 import TensorKit
 import Testing
+
 @testable import Serving
 
 /// Work that outlives its reason is dropped: a deadline holds while an image waits behind a long
@@ -66,10 +67,12 @@ import Testing
         let dropped = Log()
         let scheduler = InferenceScheduler(dropObserver: { _, reason in dropped.add(reason.rawValue) })
         defer { scheduler.stop() }
-        let long = Task { try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<16 { group.addTask { _ = try await scheduler.submit(Self.job(), version: version, timesteps: 512) } }
-            try await group.waitForAll()
-        } }
+        let long = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<16 { group.addTask { _ = try await scheduler.submit(Self.job(), version: version, timesteps: 512) } }
+                try await group.waitForAll()
+            }
+        }
         try await Task.sleep(for: .milliseconds(20))
         let queued = Task { try await scheduler.submit(Self.job(), version: version, timesteps: 4) }
         try await Task.sleep(for: .milliseconds(5))

@@ -51,17 +51,23 @@ import Testing
         #expect((multipart.json["results"] as? [Any])?.count == 2 && multipart.json["timesteps"] as? Int == 6)
 
         let b64 = try Data(contentsOf: URL(fileURLWithPath: fixture("two.png"))).base64EncodedString()
-        let json = try await curl(["-H", "Content-Type: application/json", "--data", #"{"images": [{"b64": "\#(b64)"}], "timesteps": 5, "seed": 1, "trace": true}"#,
-                             server.base + "/v1/models/tiny/classify"])
+        let json = try await curl([
+            "-H", "Content-Type: application/json", "--data", #"{"images": [{"b64": "\#(b64)"}], "timesteps": 5, "seed": 1, "trace": true}"#,
+            server.base + "/v1/models/tiny/classify",
+        ])
         #expect(json.status == 200 && json.json["timesteps"] as? Int == 5 && json.json["seed"] as? String == "1")
         #expect(((json.json["results"] as? [[String: Any]])?.first?["trace"] as? [Any])?.count == 5)
 
         // The same seed reproduces the same scores; a specific version is addressable.
         let again = try await curl(["--data-binary", "@" + fixture("seven.png"), "-H", "Content-Type: image/png", url])
-        let scores = { (r: CurlResult) in ((r.json["results"] as? [[String: Any]])?.first?["predictions"] as? [[String: Any]])?.map { $0["score"] as? Double } }
+        let scores = { (r: CurlResult) in
+            ((r.json["results"] as? [[String: Any]])?.first?["predictions"] as? [[String: Any]])?.map { $0["score"] as? Double }
+        }
         #expect(scores(again) == scores(raw))
-        let v2 = try await curl(["--data-binary", "@" + fixture("seven.png"), "-H", "Content-Type: image/png",
-                           server.base + "/v1/models/tiny/versions/2/classify"])
+        let v2 = try await curl([
+            "--data-binary", "@" + fixture("seven.png"), "-H", "Content-Type: image/png",
+            server.base + "/v1/models/tiny/versions/2/classify",
+        ])
         #expect(v2.status == 200 && v2.headers["x-model-version"] == "2")
     }
 
@@ -132,8 +138,10 @@ import Testing
         try FileManager.default.copyItem(atPath: repositoryRoot + "/Models/mnist-cnn", toPath: models + "/mnist-cnn")
         let server = try await TestServer(models: models)
         defer { Task { await server.stop() } }
-        let r = try await curl(["-H", "Content-Type: image/jpeg", "--data-binary", "@" + fixture("seven-exif6.jpg"),
-                                server.base + "/v1/models/mnist-cnn/classify?timesteps=8"])
+        let r = try await curl([
+            "-H", "Content-Type: image/jpeg", "--data-binary", "@" + fixture("seven-exif6.jpg"),
+            server.base + "/v1/models/mnist-cnn/classify?timesteps=8",
+        ])
         #expect(r.status == 200)
         let top = ((r.json["results"] as? [[String: Any]])?.first?["predictions"] as? [[String: Any]])?.first
         #expect(top?["label"] as? String == "7", "\(String(decoding: r.body, as: UTF8.self))")
@@ -148,8 +156,10 @@ import Testing
         let server = try await TestServer(models: models)
         defer { Task { await server.stop() } }
         for (t, decided) in [(1, false), (8, true)] {
-            let r = try await curl(["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
-                                    server.base + "/v1/models/mnist-cnn/classify?timesteps=\(t)"])
+            let r = try await curl([
+                "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
+                server.base + "/v1/models/mnist-cnn/classify?timesteps=\(t)",
+            ])
             #expect(r.status == 200)
             let result = (r.json["results"] as? [[String: Any]])?.first
             #expect(result?["decided"] as? Bool == decided)
@@ -174,8 +184,10 @@ import Testing
         #expect(try await curl(png + [server.base + "/v1/models/tiny/classify"]).status == 503)
         #expect(try await curl(png + [server.base + "/v1/models/other/classify"]).status == 200)
 
-        let pin = try await curl(["-X", "PUT", "-H", "Authorization: Bearer secret", "-H", "Content-Type: application/json",
-                                  "-d", #"{"version": 2}"#, server.base + "/v1/models/tiny/default"])
+        let pin = try await curl([
+            "-X", "PUT", "-H", "Authorization: Bearer secret", "-H", "Content-Type: application/json",
+            "-d", #"{"version": 2}"#, server.base + "/v1/models/tiny/default",
+        ])
         #expect(pin.status == 200)
         #expect(try await curl(png + [server.base + "/v1/models/tiny/classify"]).status == 200)
         ready = try await curl([server.base + "/readyz"])
@@ -201,8 +213,10 @@ import Testing
         let server = try await TestServer(batching: batching)
         defer { Task { await server.stop() } }
         for _ in 0..<3 {
-            let r = try await curl(["--max-time", "60", "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
-                                    server.base + "/v1/models/tiny/classify"])
+            let r = try await curl([
+                "--max-time", "60", "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
+                server.base + "/v1/models/tiny/classify",
+            ])
             #expect(r.status == 200)
         }
     }
@@ -235,8 +249,10 @@ import Testing
     @Test func authScopes() async throws {
         // No admin token configured: admin endpoints are disabled and say how to enable them.
         let open = try await TestServer()
-        let disabled = try await curl(["-X", "PUT", "-H", "Content-Type: application/json", "--data", #"{"version": 2}"#,
-                                 open.base + "/v1/models/tiny/default"])
+        let disabled = try await curl([
+            "-X", "PUT", "-H", "Content-Type: application/json", "--data", #"{"version": 2}"#,
+            open.base + "/v1/models/tiny/default",
+        ])
         #expect(disabled.status == 403 && String(decoding: disabled.body, as: UTF8.self).contains("SPIKESERVE_ADMIN_TOKEN"))
         await open.stop()
 

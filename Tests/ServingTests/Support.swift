@@ -13,10 +13,13 @@ func fixture(_ name: String) -> String {
 func tinyModel(seed: UInt64, name: String = "tiny") -> Model {
     var rng = SeededGenerator(seed: seed)
     let layers: [LayerSpec] = [.conv("c1", 1, 4), .relu, .avgPool(), .avgPool(), .flatten, .linear("fc", 4 * 7 * 7, 10)]
-    let tensors = ["c1.weight": Tensor.kaimingNormal(shape: [4, 1, 3, 3], fanIn: 9, generator: &rng),
-                   "fc.weight": Tensor.kaimingNormal(shape: [10, 196], fanIn: 196, generator: &rng)]
-    var d = ModelDescription(name: name, architecture: "custom", input: Architectures.input(for: "mnist-cnn"),
-                             labels: (0..<10).map(String.init), layers: layers)
+    let tensors = [
+        "c1.weight": Tensor.kaimingNormal(shape: [4, 1, 3, 3], fanIn: 9, generator: &rng),
+        "fc.weight": Tensor.kaimingNormal(shape: [10, 196], fanIn: 196, generator: &rng),
+    ]
+    var d = ModelDescription(
+        name: name, architecture: "custom", input: Architectures.input(for: "mnist-cnn"),
+        labels: (0..<10).map(String.init), layers: layers)
     d.snn = SNNConfig(thresholds: [0.5], encoding: .poisson, defaultTimesteps: 4, maxTimesteps: 64)
     d.provenance.accuracies["snn_t4"] = 0.5
     return Model(description: d, tensors: tensors)
@@ -39,9 +42,11 @@ final class TestServer: Sendable {
     let models: String
     var base: String { "http://127.0.0.1:\(app.server.boundPort)" }
 
-    init(tokens: AccessTokens = AccessTokens(), batching: InferenceScheduler.Configuration = .init(),
-         publicDirectory: String? = nil, models existing: String? = nil, dataRoot: String? = nil,
-         concurrentJobs: Int = 1) async throws {
+    init(
+        tokens: AccessTokens = AccessTokens(), batching: InferenceScheduler.Configuration = .init(),
+        publicDirectory: String? = nil, models existing: String? = nil, dataRoot: String? = nil,
+        concurrentJobs: Int = 1
+    ) async throws {
         models = try existing ?? makeModelsDirectory()
         var config = Server.Configuration()
         config.port = 0
@@ -49,8 +54,9 @@ final class TestServer: Sendable {
         logger.logLevel = .warning
         var jobs = JobManager.Configuration(stateDirectory: models + "/.spikeserve", dataRoot: dataRoot)
         jobs.maxConcurrentJobs = concurrentJobs
-        app = try ServingApplication(modelsDirectory: models, publicDirectory: publicDirectory, tokens: tokens, batching: batching,
-                                     jobs: jobs, server: config, logger: logger)
+        app = try ServingApplication(
+            modelsDirectory: models, publicDirectory: publicDirectory, tokens: tokens, batching: batching,
+            jobs: jobs, server: config, logger: logger)
         try app.start()
         // Wait for the startup warm-up.
         for _ in 0..<500 {

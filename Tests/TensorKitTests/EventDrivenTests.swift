@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TensorKit
 
 /// The event-driven kernels against the dense ones, on sparse inputs of the kinds a spiking layer
@@ -42,10 +43,12 @@ import Testing
                 weight.withUnsafePointer { wp in
                     (bias ?? []).withUnsafeBufferPointer { bp in
                         let b = bias == nil ? nil : bp.baseAddress
-                        conv2dChannelMajor(xp.baseAddress!, frames: frames, height: h, width: w, weight: wp, bias: b,
-                                           geometry: g, output: &dense, workspace: &ws)
-                        eventConv2dChannelMajor(xp.baseAddress!, frames: frames, height: h, width: w, weightT: wt,
-                                                bias: b, geometry: g, output: &event)
+                        conv2dChannelMajor(
+                            xp.baseAddress!, frames: frames, height: h, width: w, weight: wp, bias: b,
+                            geometry: g, output: &dense, workspace: &ws)
+                        eventConv2dChannelMajor(
+                            xp.baseAddress!, frames: frames, height: h, width: w, weightT: wt,
+                            bias: b, geometry: g, output: &event)
                     }
                 }
             }
@@ -75,8 +78,9 @@ import Testing
             let wt = eventDrivenWeights(weight)
             stored.withUnsafeBufferPointer { xp in
                 (bias?.scalars ?? []).withUnsafeBufferPointer { bp in
-                    eventLinear(xp.baseAddress!, frames: frames, groups: layout.groups, perGroup: layout.per, weightT: wt,
-                                bias: bias == nil ? nil : bp.baseAddress, outFeatures: layout.out, output: &event)
+                    eventLinear(
+                        xp.baseAddress!, frames: frames, groups: layout.groups, perGroup: layout.per, weightT: wt,
+                        bias: bias == nil ? nil : bp.baseAddress, outFeatures: layout.out, output: &event)
                 }
             }
             for i in event.indices {
@@ -99,13 +103,15 @@ import Testing
             gy.withUnsafeBufferPointer { gp in
                 weight.withUnsafePointer { wp in
                     dense.withUnsafeMutablePointer { dw in
-                        conv2dChannelMajorBackward(xp.baseAddress!, frames: frames, height: h, width: w, weight: wp,
-                                                   gradOutput: gp.baseAddress!, geometry: g, gradWeight: dw, gradInput: nil,
-                                                   workspace: &ws)
+                        conv2dChannelMajorBackward(
+                            xp.baseAddress!, frames: frames, height: h, width: w, weight: wp,
+                            gradOutput: gp.baseAddress!, geometry: g, gradWeight: dw, gradInput: nil,
+                            workspace: &ws)
                     }
                 }
-                return eventConv2dChannelMajorWeightGradient(xp.baseAddress!, frames: frames, height: h, width: w,
-                                                             gradOutput: gp.baseAddress!, geometry: g)
+                return eventConv2dChannelMajorWeightGradient(
+                    xp.baseAddress!, frames: frames, height: h, width: w,
+                    gradOutput: gp.baseAddress!, geometry: g)
             }
         }
         #expect(event.shape == dense.shape)

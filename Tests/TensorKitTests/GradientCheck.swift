@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TensorKit
 
 /// Random tensor with entries in [−1, 1).

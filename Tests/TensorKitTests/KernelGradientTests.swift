@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+
 @testable import TensorKit
 
 @Suite struct ConvolutionTests {
@@ -122,8 +124,6 @@ extension Float {
     var logValue: Float { Float(Foundation.log(Double(self))) }
 }
 
-import Foundation
-
 @Suite struct OptimizerTests {
     @Test func sgdMomentumByHand() {
         var opt = SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 0.5)
@@ -185,8 +185,9 @@ import Foundation
         xcm.withUnsafeBufferPointer { xp in
             w.withUnsafePointer { wp in
                 ycm.withUnsafeMutableBufferPointer { yp in
-                    conv2dChannelMajor(xp.baseAddress!, frames: 5, height: 6, width: 6, weight: wp, bias: nil, geometry: g,
-                                       output: yp.baseAddress!, workspace: &ws)
+                    conv2dChannelMajor(
+                        xp.baseAddress!, frames: 5, height: 6, width: 6, weight: wp, bias: nil, geometry: g,
+                        output: yp.baseAddress!, workspace: &ws)
                 }
             }
         }
@@ -200,8 +201,9 @@ import Foundation
                 rcm.withUnsafeBufferPointer { rp in
                     gw.withUnsafeMutableBufferPointer { gwp in
                         gx.withUnsafeMutableBufferPointer { gxp in
-                            conv2dChannelMajorBackward(xp.baseAddress!, frames: 5, height: 6, width: 6, weight: wp, gradOutput: rp.baseAddress!,
-                                                       geometry: g, gradWeight: gwp.baseAddress!, gradInput: gxp.baseAddress!, workspace: &ws)
+                            conv2dChannelMajorBackward(
+                                xp.baseAddress!, frames: 5, height: 6, width: 6, weight: wp, gradOutput: rp.baseAddress!,
+                                geometry: g, gradWeight: gwp.baseAddress!, gradInput: gxp.baseAddress!, workspace: &ws)
                         }
                     }
                 }

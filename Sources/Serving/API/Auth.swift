@@ -35,8 +35,9 @@ public struct AccessTokens: Sendable {
         switch scope {
         case .admin:
             guard let admin else {
-                return APIError(403, "admin_disabled",
-                                "admin endpoints are disabled: start the server with SPIKESERVE_ADMIN_TOKEN set (or --tokens FILE) to enable them")
+                return APIError(
+                    403, "admin_disabled",
+                    "admin endpoints are disabled: start the server with SPIKESERVE_ADMIN_TOKEN set (or --tokens FILE) to enable them")
             }
             guard let presented else { return Self.unauthorized("this endpoint needs the admin token") }
             if Self.equal(presented, admin) { return nil }

@@ -62,7 +62,9 @@ struct ClassifyRequest {
         case "":
             throw APIError(415, "unsupported_media_type", "missing Content-Type: use image/jpeg, image/png, multipart/form-data or application/json")
         default:
-            throw APIError(415, "unsupported_media_type", "Content-Type \(mediaType) is not supported: use image/jpeg, image/png, multipart/form-data or application/json")
+            throw APIError(
+                415, "unsupported_media_type",
+                "Content-Type \(mediaType) is not supported: use image/jpeg, image/png, multipart/form-data or application/json")
         }
         r.timesteps = try integer(fields["timesteps"], "timesteps", min: 1)
         r.topK = try integer(fields["top_k"], "top_k", min: 1)

@@ -28,8 +28,9 @@ enum ImageBase64 {
         }
         while characters.count % 4 != 0 { characters.append(UInt8(ascii: "=")) }
         guard let data = Data(base64Encoded: Data(characters)), !data.isEmpty else {
-            throw .badRequest("\(field) is not valid base64 (standard or URL-safe alphabet, optionally a data: URI)",
-                              code: "invalid_image")
+            throw .badRequest(
+                "\(field) is not valid base64 (standard or URL-safe alphabet, optionally a data: URI)",
+                code: "invalid_image")
         }
         return [UInt8](data)
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A minimal multipart/form-data reader (RFC 7578): splits a body on its boundary and reads each
 /// part's name, filename and content type from its headers.
 public struct MultipartPart: Sendable {
@@ -116,5 +118,3 @@ public enum Multipart {
         return nil
     }
 }
-
-import Foundation

@@ -26,8 +26,10 @@ public final class ServingAPI: Sendable {
     public let configuration: Configuration
     let logger: Logger
 
-    public init(store: ModelStore, scheduler: InferenceScheduler, decoder: DecodePool = DecodePool(), tokens: AccessTokens,
-                metrics: ServingMetrics, configuration: Configuration = .init(), logger: Logger) {
+    public init(
+        store: ModelStore, scheduler: InferenceScheduler, decoder: DecodePool = DecodePool(), tokens: AccessTokens,
+        metrics: ServingMetrics, configuration: Configuration = .init(), logger: Logger
+    ) {
         self.store = store
         self.scheduler = scheduler
         self.decoder = decoder
@@ -41,8 +43,10 @@ public final class ServingAPI: Sendable {
 
     /// Registers `body` for `method` and `pattern` behind `endpoint` (auth, error mapping, metrics),
     /// so each route's method and path are written once. `maxBodyBytes` makes it a streaming route.
-    func route(_ router: inout Router, _ method: String, _ pattern: String, access: Access, maxBodyBytes: Int? = nil,
-               _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+    func route(
+        _ router: inout Router, _ method: String, _ pattern: String, access: Access, maxBodyBytes: Int? = nil,
+        _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse
+    ) {
         let handler = endpoint(method, pattern, access: access, body)
         if let maxBodyBytes {
             router.addStreaming(method, pattern, maxBodyBytes: maxBodyBytes, handler)
@@ -52,7 +56,9 @@ public final class ServingAPI: Sendable {
     }
 
     /// Wraps a handler with auth, error mapping and metrics.
-    public func endpoint(_ method: String, _ route: String, access: Access, _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) -> HTTPHandler {
+    public func endpoint(_ method: String, _ route: String, access: Access, _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse)
+        -> HTTPHandler
+    {
         { [self] request in
             let start = ContinuousClock.now
             var response: HTTPResponse
@@ -180,8 +186,10 @@ public final class ServingAPI: Sendable {
         return [
             "name": .string(name),
             "architecture": .string(d.architecture),
-            "input": ["channels": .int(d.input.channels), "height": .int(d.input.height), "width": .int(d.input.width),
-                      "mean": .numbers(d.input.mean), "std": .numbers(d.input.std)],
+            "input": [
+                "channels": .int(d.input.channels), "height": .int(d.input.height), "width": .int(d.input.width),
+                "mean": .numbers(d.input.mean), "std": .numbers(d.input.std),
+            ],
             "labels": .array(d.labels.map { .string($0) }),
             "default_timesteps": .int(snn.defaultTimesteps),
             "max_timesteps": .int(snn.maxTimesteps),
@@ -197,21 +205,27 @@ public final class ServingAPI: Sendable {
 
     func versionList(_ name: String) -> JSONValue {
         guard let entry = store.entry(name) else { return [] }
-        return .array(entry.versions.keys.sorted().map { n in
-            var fields: [(String, JSONValue)] = [("version", .int(n)), ("default", .bool(n == entry.defaultVersion))]
-            switch entry.versions[n]! {
-            case .ready(let v):
-                fields.append(("state", "ready"))
-                fields.append(("created_at", .optional(v.model.description.provenance.createdAt)))
-                fields.append(("base_model", .optional(v.model.description.provenance.baseModel)))
-                fields.append(("accuracies", .object(v.model.description.provenance.accuracies.sorted { $0.key < $1.key }
-                    .map { ($0.key, .double($0.value)) })))
-            case .failed(let reason):
-                fields.append(("state", "failed"))
-                fields.append(("error", .string(reason)))
-            }
-            return .object(fields)
-        })
+        return .array(
+            entry.versions.keys.sorted().map { n in
+                var fields: [(String, JSONValue)] = [("version", .int(n)), ("default", .bool(n == entry.defaultVersion))]
+                switch entry.versions[n]! {
+                case .ready(let v):
+                    fields.append(("state", "ready"))
+                    fields.append(("created_at", .optional(v.model.description.provenance.createdAt)))
+                    fields.append(("base_model", .optional(v.model.description.provenance.baseModel)))
+                    fields.append(
+                        (
+                            "accuracies",
+                            .object(
+                                v.model.description.provenance.accuracies.sorted { $0.key < $1.key }
+                                    .map { ($0.key, .double($0.value)) })
+                        ))
+                case .failed(let reason):
+                    fields.append(("state", "failed"))
+                    fields.append(("error", .string(reason)))
+                }
+                return .object(fields)
+            })
     }
 
     func setDefault(_ req: HTTPRequest) async throws -> HTTPResponse {
@@ -295,8 +309,9 @@ public final class ServingAPI: Sendable {
                     }
                 }
             } catch let DecodePool.Failure.busy(pixels, limit) {
-                throw APIError(503, "decode_busy", "decoding \(pixels) more pixels would exceed \(limit) in flight; retry shortly",
-                               headers: [("Retry-After", "1")])
+                throw APIError(
+                    503, "decode_busy", "decoding \(pixels) more pixels would exceed \(limit) in flight; retry shortly",
+                    headers: [("Retry-After", "1")])
             }
             switch decoded {
             case .success(let floats): inputs.append(floats)
@@ -342,23 +357,35 @@ public final class ServingAPI: Sendable {
                 ("spike_count", .int(o.spikes)),
                 ("synaptic_ops", .int(o.synapticOps)),
                 ("spike_rates", .array(zip(o.layerSpikes, o.layerNeurons).map { .double(Double($0) / Double(max(1, $1 * t))) })),
-                ("timings_ms", ["decode": .double(decodeSeconds[i] * 1e3), "queue": .double(o.queueSeconds * 1e3),
-                                "compute": .double(o.computeSeconds * 1e3), "batch_size": .int(o.batchSize)]),
+                (
+                    "timings_ms",
+                    [
+                        "decode": .double(decodeSeconds[i] * 1e3), "queue": .double(o.queueSeconds * 1e3),
+                        "compute": .double(o.computeSeconds * 1e3), "batch_size": .int(o.batchSize),
+                    ]
+                ),
             ]
             if let trace = o.trace {
-                fields.append(("trace", .array(trace.enumerated().map { step, potentials in
-                    let scores = softmax(potentials.map { $0 / Float(step + 1) })
-                    let best = scores.indices.max { scores[$0] < scores[$1] }!
-                    return ["step": .int(step + 1), "index": .int(best), "label": .string(d.labels[best]), "scores": .numbers(scores)]
-                })))
+                fields.append(
+                    (
+                        "trace",
+                        .array(
+                            trace.enumerated().map { step, potentials in
+                                let scores = softmax(potentials.map { $0 / Float(step + 1) })
+                                let best = scores.indices.max { scores[$0] < scores[$1] }!
+                                return ["step": .int(step + 1), "index": .int(best), "label": .string(d.labels[best]), "scores": .numbers(scores)]
+                            })
+                    ))
             }
             results.append(.object(fields))
         }
-        var response = HTTPResponse.json(200, [
-            "model": .string(name), "model_version": .int(version.number), "request_id": .string(req.requestID),
-            "timesteps": .int(t), "seed": .string(String(baseSeed)), "results": .array(results),
-            "timings_ms": ["total": .double((ContinuousClock.now - started).seconds * 1e3)],
-        ] as JSONValue)
+        var response = HTTPResponse.json(
+            200,
+            [
+                "model": .string(name), "model_version": .int(version.number), "request_id": .string(req.requestID),
+                "timesteps": .int(t), "seed": .string(String(baseSeed)), "results": .array(results),
+                "timings_ms": ["total": .double((ContinuousClock.now - started).seconds * 1e3)],
+            ] as JSONValue)
         response.headers.set("X-Model-Version", String(version.number))
         return response
     }

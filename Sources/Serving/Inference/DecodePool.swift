@@ -59,11 +59,15 @@ public final class DecodePool: Sendable {
         guard admitted else { throw Failure.busy(pixels: cost, limit: configuration.maxPixelsInFlight) }
         return try await withCheckedThrowingContinuation { continuation in
             state.withLock { s in
-                s.work.append((cost, { [self] in
-                    let result = Result { try body() }
-                    state.withLock { $0.pixelsInFlight -= cost }
-                    continuation.resume(with: result)
-                }))
+                s.work.append(
+                    (
+                        cost,
+                        { [self] in
+                            let result = Result { try body() }
+                            state.withLock { $0.pixelsInFlight -= cost }
+                            continuation.resume(with: result)
+                        }
+                    ))
             }
             available.signal()
         }

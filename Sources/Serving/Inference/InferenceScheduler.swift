@@ -125,8 +125,10 @@ public final class InferenceScheduler: Sendable {
         public var spikes: Int
     }
 
-    public init(configuration: Configuration = .init(), observer: (@Sendable (BatchReport) -> Void)? = nil,
-                dropObserver: (@Sendable (_ model: String, _ reason: DropReason) -> Void)? = nil) {
+    public init(
+        configuration: Configuration = .init(), observer: (@Sendable (BatchReport) -> Void)? = nil,
+        dropObserver: (@Sendable (_ model: String, _ reason: DropReason) -> Void)? = nil
+    ) {
         self.configuration = configuration
         self.observer = observer
         self.dropObserver = dropObserver
@@ -272,9 +274,11 @@ public final class InferenceScheduler: Sendable {
                 reports.append(run(Array(live), key: key, batchSize: batch.count, engines: &engines))
             }
             if !reports.isEmpty {
-                observer?(BatchReport(model: key.model, version: key.version, timesteps: key.timesteps,
-                                      size: reports.reduce(0) { $0 + $1.size }, computeSeconds: reports.reduce(0) { $0 + $1.compute },
-                                      spikes: reports.reduce(0) { $0 + $1.spikes }))
+                observer?(
+                    BatchReport(
+                        model: key.model, version: key.version, timesteps: key.timesteps,
+                        size: reports.reduce(0) { $0 + $1.size }, computeSeconds: reports.reduce(0) { $0 + $1.compute },
+                        spikes: reports.reduce(0) { $0 + $1.spikes }))
             }
         }
     }
@@ -289,9 +293,11 @@ public final class InferenceScheduler: Sendable {
         }
         let start = ContinuousClock.now
         // Versions in the store are validated SNNs, so creating their engine cannot fail.
-        let result = try! engines.run(input, version: version,
-                                      options: .init(timesteps: key.timesteps, seeds: live.map(\.job.seed),
-                                                     trace: live.contains { $0.job.trace }))
+        let result = try! engines.run(
+            input, version: version,
+            options: .init(
+                timesteps: key.timesteps, seeds: live.map(\.job.seed),
+                trace: live.contains { $0.job.trace }))
         let compute = (ContinuousClock.now - start).seconds
         let k = version.model.description.labels.count
         let decisions = result.decisions

@@ -44,8 +44,9 @@ public enum Datasets {
         }
         var result = sn_extract_result()
         var message = [CChar](repeating: 0, count: 400)
-        let c = sn_extract_limits(max_total_bytes: UInt64(limits.maxTotalBytes), max_files: UInt64(limits.maxFiles),
-                                  max_file_bytes: UInt64(limits.maxFileBytes), reserve_bytes: UInt64(limits.reserveBytes))
+        let c = sn_extract_limits(
+            max_total_bytes: UInt64(limits.maxTotalBytes), max_files: UInt64(limits.maxFiles),
+            max_file_bytes: UInt64(limits.maxFileBytes), reserve_bytes: UInt64(limits.reserveBytes))
         let status = sn_extract_archive(archive, tmp, c, &result, &message, message.count)
         guard status == Int32(SN_EXTRACT_OK) else {
             try? FileManager.default.removeItem(atPath: tmp)
@@ -91,8 +92,10 @@ public enum Datasets {
 
     /// Stores an uploaded archive as dataset `ds_…`, extracts it and validates it: class folders,
     /// every image decodable, and — when a model is named — classes equal to the model's labels.
-    static func upload(_ body: [UInt8], stateDirectory: String, model: ModelStore.Version?,
-                       limits: DatasetLimits) throws(APIError) -> [String: JSONValue] {
+    static func upload(
+        _ body: [UInt8], stateDirectory: String, model: ModelStore.Version?,
+        limits: DatasetLimits
+    ) throws(APIError) -> [String: JSONValue] {
         guard body.count > 4 else { throw emptyBody() }
         let id = newDatasetID()
         let dir = stateDirectory + "/datasets"
@@ -147,8 +150,10 @@ public enum Datasets {
     }
 
     /// Extracts and validates a stored archive (removed afterwards) and publishes it as dataset `id`.
-    static func ingest(archive: String, id: String, bytes: Int, stateDirectory: String, model: ModelStore.Version?,
-                       limits: DatasetLimits) throws(APIError) -> [String: JSONValue] {
+    static func ingest(
+        archive: String, id: String, bytes: Int, stateDirectory: String, model: ModelStore.Version?,
+        limits: DatasetLimits
+    ) throws(APIError) -> [String: JSONValue] {
         let dir = stateDirectory + "/datasets"
         defer { try? FileManager.default.removeItem(atPath: archive) }
         let staging = dir + "/." + id
@@ -161,7 +166,8 @@ public enum Datasets {
         if let model {
             guard folder.classes == model.model.description.labels else {
                 try? FileManager.default.removeItem(atPath: staging)
-                throw .badRequest("classes \(folder.classes) do not match model \(model.name)'s labels \(model.model.description.labels)", code: "invalid_dataset")
+                throw .badRequest(
+                    "classes \(folder.classes) do not match model \(model.name)'s labels \(model.model.description.labels)", code: "invalid_dataset")
             }
         }
         let spec = model?.model.description.inputSpec ?? InputSpec(channels: 1, height: 8, width: 8, mean: [0], std: [1])
@@ -172,7 +178,9 @@ public enum Datasets {
         // Publish: the dataset id becomes usable only once validated.
         let final = dir + "/" + id
         if rename(staging, final) != 0 { throw APIError(500, "internal", "cannot publish the dataset") }
-        return ["id": .string(id), "object": "dataset", "classes": .array(folder.classes.map { .string($0) }),
-                "images": .int(folder.samples.count), "bytes": .int(bytes), "created_at": .int(unixNow())]
+        return [
+            "id": .string(id), "object": "dataset", "classes": .array(folder.classes.map { .string($0) }),
+            "images": .int(folder.samples.count), "bytes": .int(bytes), "created_at": .int(unixNow()),
+        ]
     }
 }

@@ -55,8 +55,10 @@ public final class JobManager: Sendable {
     let wakeup = DispatchSemaphore(value: 0)
     let onVersionChange: @Sendable (String) -> Void
 
-    public init(configuration: Configuration, store: ModelStore, scheduler: InferenceScheduler, logger: Logger,
-                onVersionChange: @escaping @Sendable (String) -> Void = { _ in }) throws {
+    public init(
+        configuration: Configuration, store: ModelStore, scheduler: InferenceScheduler, logger: Logger,
+        onVersionChange: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws {
         self.configuration = configuration
         self.store = store
         self.scheduler = scheduler
@@ -87,9 +89,12 @@ public final class JobManager: Sendable {
                     job.resumable = wasRunning
                 }
                 let hasCheckpoint = TrainingCheckpoint.exists(at: jobStore.checkpointDirectory(job.id))
-                let message = !wasRunning ? "server restarted; the job is \(job.status.rawValue)"
-                    : hasCheckpoint ? "server restarted; the job resumes from its last checkpoint"
-                    : "server restarted before the first epoch checkpoint; the job starts again"
+                let message =
+                    !wasRunning
+                    ? "server restarted; the job is \(job.status.rawValue)"
+                    : hasCheckpoint
+                        ? "server restarted; the job resumes from its last checkpoint"
+                        : "server restarted before the first epoch checkpoint; the job starts again"
                 let note = JobEvent(id: (events.last?.id ?? 0) + 1, createdAt: unixNow(), level: "warning", type: "status", message: message)
                 events.append(note)
                 try? jobStore.save(job)
@@ -212,7 +217,9 @@ public final class JobManager: Sendable {
             s.cancelFlags[job.id] = CancelFlag()
             return true
         }
-        guard accepted else { throw APIError(429, "too_many_jobs", "\(configuration.maxQueuedJobs) jobs are already queued", headers: [("Retry-After", "60")]) }
+        guard accepted else {
+            throw APIError(429, "too_many_jobs", "\(configuration.maxQueuedJobs) jobs are already queued", headers: [("Retry-After", "60")])
+        }
         do { try jobStore.save(job) } catch { throw APIError(500, "internal", "cannot persist the job: \(error)") }
         emit(job.id, type: "status", "job created: fine-tune \(model) v\(base.number) on \(trainingData)")
         wakeup.signal()
@@ -282,8 +289,9 @@ public final class JobManager: Sendable {
             guard full == rootReal || full.hasPrefix(rootReal + "/") else { throw .badRequest("training data resolves outside the data root") }
             directory = full
             if full.hasSuffix(".tar") || full.hasSuffix(".tar.gz") || full.hasSuffix(".tgz") {
-                directory = try Datasets.extractOnce(archive: full, into: configuration.stateDirectory + "/extracted",
-                                                     limits: configuration.datasetLimits)
+                directory = try Datasets.extractOnce(
+                    archive: full, into: configuration.stateDirectory + "/extracted",
+                    limits: configuration.datasetLimits)
             }
         }
         do { return try ImageFolder(root: Datasets.imageFolderRoot(directory)) } catch { throw .badRequest("training data: \(error)") }
@@ -342,7 +350,9 @@ public final class JobManager: Sendable {
 
     func run(_ id: String, cancel: CancelFlag) {
         guard let job = self.job(id), job.status == .queued else { return }
-        update(id) { $0.status = .validatingFiles; $0.startedAt = $0.startedAt ?? unixNow() }
+        update(id) {
+            $0.status = .validatingFiles; $0.startedAt = $0.startedAt ?? unixNow()
+        }
         emit(id, type: "status", "validating files")
         // Data: load and decode everything first; a broken image fails the job here.
         let base: ModelStore.Version
@@ -393,21 +403,27 @@ public final class JobManager: Sendable {
                     let persist = now.timeIntervalSince(lastPersist) > 2
                     if persist { lastPersist = now }
                     let change: (inout JobRecord) -> Void = { job in
-                        job.progress = .init(epoch: p.epoch, totalEpochs: p.totalEpochs, step: p.step, totalSteps: p.stepsPerEpoch,
-                                             fraction: p.fraction)
+                        job.progress = .init(
+                            epoch: p.epoch, totalEpochs: p.totalEpochs, step: p.step, totalSteps: p.stepsPerEpoch,
+                            fraction: p.fraction)
                         job.metrics.trainLoss = p.loss
                         job.metrics.trainAccuracy = p.accuracy
                         job.estimatedFinish = unixNow() + Int(p.secondsRemaining)
                     }
-                    if persist { self.update(id, change) } else {
+                    if persist {
+                        self.update(id, change)
+                    } else {
                         self.state.withLock { s in if var j = s.jobs[id] { change(&j); s.jobs[id] = j } }
                     }
                 case .epochFinished(let epoch, let loss, let accuracy, let val, _):
                     self.update(id) { $0.metrics.valAccuracy = val }
                     var data = ["epoch": Double(epoch), "train_loss": loss, "train_accuracy": accuracy]
                     if let val { data["val_accuracy"] = val }
-                    self.emit(id, type: "metrics", String(format: "epoch %d: loss %.4f, train accuracy %.4f, validation accuracy %@", epoch, loss, accuracy,
-                                                          val.map { String(format: "%.4f", $0) } ?? "n/a"), data: data)
+                    self.emit(
+                        id, type: "metrics",
+                        String(
+                            format: "epoch %d: loss %.4f, train accuracy %.4f, validation accuracy %@", epoch, loss, accuracy,
+                            val.map { String(format: "%.4f", $0) } ?? "n/a"), data: data)
                 case .message(let m):
                     self.emit(id, type: "message", m)
                 }
@@ -424,7 +440,9 @@ public final class JobManager: Sendable {
     }
 
     func finishCancelled(_ id: String) {
-        update(id) { $0.status = .cancelled; $0.finishedAt = unixNow() }
+        update(id) {
+            $0.status = .cancelled; $0.finishedAt = unixNow()
+        }
         emit(id, type: "status", "job cancelled")
     }
 
@@ -456,14 +474,17 @@ public final class JobManager: Sendable {
         let newAccuracy = try FineTuner.accuracy(of: version.model, on: validation, timesteps: t)
         let current = try store.resolve(job.model)
         let baseline = try FineTuner.accuracy(of: current.model, on: validation, timesteps: t)
-        emit(id, type: "metrics", String(format: "validation at T=%d: new version %.4f, current default v%d %.4f", t, newAccuracy, current.number, baseline),
-             data: ["new_accuracy": newAccuracy, "baseline_accuracy": baseline])
+        emit(
+            id, type: "metrics",
+            String(format: "validation at T=%d: new version %.4f, current default v%d %.4f", t, newAccuracy, current.number, baseline),
+            data: ["new_accuracy": newAccuracy, "baseline_accuracy": baseline])
         var deployed = false
         var refusal: String? = nil
         if let m = job.minAccuracy, newAccuracy < m {
             refusal = String(format: "validation accuracy %.4f is below min_accuracy %.4f", newAccuracy, m)
         } else if !job.force && newAccuracy < baseline {
-            refusal = String(format: "validation accuracy %.4f is below the current version's %.4f (set \"force\": true to deploy anyway)", newAccuracy, baseline)
+            refusal = String(
+                format: "validation accuracy %.4f is below the current version's %.4f (set \"force\": true to deploy anyway)", newAccuracy, baseline)
         }
         if refusal == nil && job.autoDeploy {
             // Warm the new version through the scheduler before it takes traffic.

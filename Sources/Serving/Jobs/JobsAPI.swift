@@ -13,7 +13,9 @@ extension ServingAPI {
         route(&router, "GET", "/v1/fine_tuning/jobs", access: .admin) { req in
             var status: JobRecord.Status? = nil
             if let s = req.query["status"] {
-                guard let parsed = JobRecord.Status(rawValue: s) else { throw APIError.badRequest("unknown status '\(s)'", code: "invalid_parameter") }
+                guard let parsed = JobRecord.Status(rawValue: s) else {
+                    throw APIError.badRequest("unknown status '\(s)'", code: "invalid_parameter")
+                }
                 status = parsed
             }
             let limit = try ClassifyRequest.integer(req.query["limit"], "limit", min: 1) ?? 20
@@ -21,7 +23,9 @@ extension ServingAPI {
             return .json(200, JobList(data: Array(page.prefix(limit)), hasMore: page.count > limit))
         }
         route(&router, "GET", "/v1/fine_tuning/jobs/{id}", access: .admin) { req in
-            guard let job = jobs.job(req.pathParameters["id"] ?? "") else { throw APIError.notFound("job \(req.pathParameters["id"] ?? "") does not exist") }
+            guard let job = jobs.job(req.pathParameters["id"] ?? "") else {
+                throw APIError.notFound("job \(req.pathParameters["id"] ?? "") does not exist")
+            }
             return .json(200, job)
         }
         route(&router, "POST", "/v1/fine_tuning/jobs/{id}/cancel", access: .admin) { req in
@@ -33,7 +37,12 @@ extension ServingAPI {
         route(&router, "GET", "/v1/fine_tuning/jobs/{id}/checkpoints", access: .admin) { req in
             let id = req.pathParameters["id"] ?? ""
             guard jobs.job(id) != nil else { throw APIError.notFound("job \(id) does not exist") }
-            return .json(200, ["object": "list", "data": .array(jobs.checkpoints(id).map { c in .object(c.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) })] as JSONValue)
+            return .json(
+                200,
+                [
+                    "object": "list",
+                    "data": .array(jobs.checkpoints(id).map { c in .object(c.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) }),
+                ] as JSONValue)
         }
         route(&router, "GET", "/v1/fine_tuning/jobs/{id}/events", access: .admin) { req in
             let id = req.pathParameters["id"] ?? ""
@@ -78,15 +87,19 @@ extension ServingAPI {
                 // Extraction and decoding are slow: off the cooperative pool.
                 result = try await withCheckedThrowingContinuation { c in
                     DispatchQueue.global().async {
-                        c.resume(with: Result { () throws(APIError) in
-                            try Datasets.ingest(archive: archive, id: id, bytes: bytes, stateDirectory: state, model: target, limits: limits)
-                        })
+                        c.resume(
+                            with: Result { () throws(APIError) in
+                                try Datasets.ingest(archive: archive, id: id, bytes: bytes, stateDirectory: state, model: target, limits: limits)
+                            })
                     }
                 }
             } else {
                 let body = req.body
                 result = try await withCheckedThrowingContinuation { c in
-                    DispatchQueue.global().async { c.resume(with: Result { () throws(APIError) in try Datasets.upload(body, stateDirectory: state, model: target, limits: limits) }) }
+                    DispatchQueue.global().async {
+                        c.resume(
+                            with: Result { () throws(APIError) in try Datasets.upload(body, stateDirectory: state, model: target, limits: limits) })
+                    }
                 }
             }
             return .json(201, JSONValue.object(result.sorted { $0.key < $1.key }))

@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import SNN
+import Synchronization
 
 /// The models a server hosts, laid out as TensorFlow Serving does: `ROOT/NAME/VERSION/` holds one
 /// model directory (`model.json`, `weights.safetensors`) per positive integer version, and
@@ -124,8 +124,9 @@ public final class ModelStore: Sendable {
         case nil: throw .unknownVersion(name, number)
         }
         do {
-            try writeFileAtomically(ModelDirectory.encodePointer(defaultVersion: number),
-                                    to: root + "/" + name + "/" + ModelDirectory.pointerFile)
+            try writeFileAtomically(
+                ModelDirectory.encodePointer(defaultVersion: number),
+                to: root + "/" + name + "/" + ModelDirectory.pointerFile)
         } catch {
             throw .io("cannot record the default version: \(error)")
         }
