@@ -7,8 +7,8 @@ import Synchronization
 ///
 /// Threading: all mutable state is confined to the thread of `loop`, which reports this
 /// connection's readiness and deadlines. Handler Tasks never touch it; they hand back with
-/// `loop.execute`. Responses and timeouts live in ConnectionResponses.swift and
-/// ConnectionTimeouts.swift.
+/// `loop.execute`. Responses and timeouts live in Connection+Responses.swift and
+/// Connection+Timeouts.swift.
 final class Connection: IOLoopClient, @unchecked Sendable {
     // @unchecked Sendable: see the type comment; every `var` is only accessed on the loop thread.
 
