@@ -85,6 +85,42 @@ import Testing
         }
     }
 
+    /// Residual blocks (identity and 1×1-conv shortcuts, 64-channel bodies for the gather kernel)
+    /// give the same potentials and predictions on the dense and the event-driven path, with
+    /// Poisson and direct input. Dyadic weights keep every sum exact, so the paths agree exactly.
+    @Test(arguments: [SNNConfig.Encoding.poisson, .direct])
+    func residualBlocksAgreeOnBothPaths(encoding: SNNConfig.Encoding) throws {
+        let input = InputDescription(channels: 2, height: 8, width: 8, mean: [0, 0], std: [1, 1])
+        let layers: [LayerSpec] = [
+            .conv("c0", 2, 64), .relu,
+            .residual(body: [.conv("b1", 64, 64), .relu, .conv("b2", 64, 64)], shortcut: []), .relu,
+            .residual(
+                body: [.conv("d1", 64, 64, stride: 2), .relu, .conv("d2", 64, 64)],
+                shortcut: [.conv("s", 64, 64, kernel: 1, stride: 2, padding: 0)]), .relu,
+            .avgPool(), .flatten, .linear("fc", 256, 4),
+        ]
+        var tensors: [String: Tensor] = [:]
+        for (i, (name, shape)) in layers.parameterShapes().enumerated() {
+            var t = dyadicTensor(shape, seed: UInt64(20 + i))
+            for j in 0..<t.count { t.scalars[j] *= 0.25 }
+            tensors[name] = t
+        }
+        let model = makeModel(
+            input: input, labels: 4, layers: layers, tensors: tensors,
+            thresholds: [0.5, 0.5, 0.75, 0.5, 0.75], encoding: encoding)
+        try model.validate()
+        var x = dyadicTensor([3, 2, 8, 8], seed: 31)
+        for i in 0..<x.count { x.scalars[i] *= 1.5 }
+        var engine = try SpikingEngine(model: model)
+        let dense = engine.run(x, options: .init(timesteps: 6, seeds: [1, 2, 3], synapticPath: .dense))
+        let event = engine.run(x, options: .init(timesteps: 6, seeds: [1, 2, 3], synapticPath: .eventDriven))
+        #expect(dense.spikes.reduce(0, +) > 0, "the test network must actually spike")
+        #expect(event.weightedLayers.allSatisfy { $0.path == .eventDriven } && dense.weightedLayers.allSatisfy { $0.path == .dense })
+        #expect(dense.spikes == event.spikes)
+        #expect(dense.potentials.scalars == event.potentials.scalars)
+        #expect(dense.predictions == event.predictions)
+    }
+
     /// The fused fire-and-pool pass gives exactly the spikes' counts and pooled maps of firing and
     /// pooling in two passes, for a current given at every step and for a constant one.
     @Test(arguments: [1, 2, 7])
