@@ -165,6 +165,14 @@ import Testing
             #expect(result?["decided"] as? Bool == decided)
             #expect((result?["predictions"] as? [Any])?.isEmpty == !decided)
         }
+        // The trace says the same per step: no label before anything reached the output.
+        let traced = try await curl([
+            "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
+            server.base + "/v1/models/mnist-cnn/classify?timesteps=8&trace=true",
+        ])
+        let steps = try #require(((traced.json["results"] as? [[String: Any]])?.first?["trace"] as? [[String: Any]]))
+        #expect(steps.first?["decided"] as? Bool == false && steps.first?["label"] == nil)
+        #expect(steps.last?["decided"] as? Bool == true && steps.last?["label"] as? String == "7")
     }
 
     /// A failed version never wedges its model: with the pinned default broken, the model reports

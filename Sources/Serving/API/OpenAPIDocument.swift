@@ -49,7 +49,7 @@ enum OpenAPIDocument {
                   "timesteps_used": {"type": "integer"}, "spike_count": {"type": "integer"}, "synaptic_ops": {"type": "integer"},
                   "spike_rates": {"type": "array", "items": {"type": "number"}},
                   "timings_ms": {"type": "object", "properties": {"decode": {"type": "number"}, "queue": {"type": "number"}, "compute": {"type": "number"}, "batch_size": {"type": "integer"}}},
-                  "trace": {"type": "array", "items": {"type": "object", "properties": {"step": {"type": "integer"}, "index": {"type": "integer"},
+                  "trace": {"type": "array", "items": {"type": "object", "properties": {"step": {"type": "integer"}, "decided": {"type": "boolean"}, "index": {"type": "integer"},
                     "label": {"type": "string"}, "scores": {"type": "array", "items": {"type": "number"}}}}}}}}}}
             },
             "responses": {

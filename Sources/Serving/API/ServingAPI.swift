@@ -372,8 +372,16 @@ public final class ServingAPI: Sendable {
                         .array(
                             trace.enumerated().map { step, potentials in
                                 let scores = softmax(potentials.map { $0 / Float(step + 1) })
-                                let best = scores.indices.max { scores[$0] < scores[$1] }!
-                                return ["step": .int(step + 1), "index": .int(best), "label": .string(d.labels[best]), "scores": .numbers(scores)]
+                                // As for the result: no label while the top potential is shared.
+                                let top = potentials.max() ?? 0
+                                let leaders = potentials.indices.filter { potentials[$0] == top }
+                                guard leaders.count == 1, let best = leaders.first else {
+                                    return ["step": .int(step + 1), "decided": .bool(false), "scores": .numbers(scores)]
+                                }
+                                return [
+                                    "step": .int(step + 1), "decided": .bool(true), "index": .int(best),
+                                    "label": .string(d.labels[best]), "scores": .numbers(scores),
+                                ]
                             })
                     ))
             }
