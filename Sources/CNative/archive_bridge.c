@@ -106,13 +106,15 @@ int sn_extract_archive(const char *archive_path, const char *target, sn_extract_
         size_t len = strlen(path);
         if (len > 0 && path[len - 1] == '/') path[len - 1] = '\0';
         if (make_parents(path) != 0) { code = fail(message, message_size, SN_EXTRACT_IO, "cannot create folders for %s", name); break; }
+        // Folders count as files too: millions of tiny directory headers would exhaust inodes.
+        if (++result->files > limits.max_files) {
+            code = fail(message, message_size, SN_EXTRACT_LIMIT, "the archive holds more than %llu files and folders",
+                        (unsigned long long)limits.max_files);
+            break;
+        }
         if (type == AE_IFDIR) {
             if (mkdir(path, 0755) != 0 && errno != EEXIST) code = fail(message, message_size, SN_EXTRACT_IO, "cannot create %s", name);
             continue;
-        }
-        if (++result->files > limits.max_files) {
-            code = fail(message, message_size, SN_EXTRACT_LIMIT, "the archive holds more than %llu files", (unsigned long long)limits.max_files);
-            break;
         }
         // Checked twice: the size the header declares, and the bytes actually written.
         if (archive_entry_size_is_set(entry) && (uint64_t)archive_entry_size(entry) > limits.max_file_bytes) {
@@ -130,6 +132,13 @@ int sn_extract_archive(const char *archive_path, const char *target, sn_extract_
             result->bytes += (uint64_t)n;
             if (written > limits.max_file_bytes) {
                 code = fail(message, message_size, SN_EXTRACT_LIMIT, "%s is larger than %llu MB", name, (unsigned long long)(limits.max_file_bytes >> 20));
+                break;
+            }
+            // Other extractions may be filling the same disk: look again every 64 MiB.
+            if ((result->bytes >> 26) != ((result->bytes - (uint64_t)n) >> 26) && statvfs(target, &fs) == 0 &&
+                (uint64_t)fs.f_bavail * fs.f_frsize < limits.reserve_bytes) {
+                code = fail(message, message_size, SN_EXTRACT_NO_SPACE, "the data disk reached its reserve of %llu MB free",
+                            (unsigned long long)(limits.reserve_bytes >> 20));
                 break;
             }
             if (result->bytes > limits.max_total_bytes) {

@@ -9,7 +9,7 @@ public enum ImageHeader {
             // Signature (8), IHDR length (4) and type (4), then width and height, big-endian.
             guard bytes.count >= 24, bytes[12..<16].elementsEqual("IHDR".utf8) else { return nil }
             let w = bytes[16..<20].reduce(0) { $0 << 8 | Int($1) }, h = bytes[20..<24].reduce(0) { $0 << 8 | Int($1) }
-            return w * h
+            return product(w, h)
         case .jpeg?:
             var i = 2
             while i + 4 <= bytes.count {
@@ -23,7 +23,7 @@ public enum ImageHeader {
                 if (0xC0...0xCF).contains(marker) && ![0xC4, 0xC8, 0xCC].contains(marker) {
                     guard i + 9 <= bytes.count else { return nil }
                     let h = Int(bytes[i + 5]) << 8 | Int(bytes[i + 6]), w = Int(bytes[i + 7]) << 8 | Int(bytes[i + 8])
-                    return w * h
+                    return product(w, h)
                 }
                 if marker == 0xDA { return nil }  // scan data before any frame header
                 i += 2 + length
@@ -32,5 +32,11 @@ public enum ImageHeader {
         case nil:
             return nil
         }
+    }
+
+    /// w × h, or Int.max when it overflows (a header may claim any size; the decoder refuses it).
+    static func product(_ w: Int, _ h: Int) -> Int {
+        let (p, overflow) = w.multipliedReportingOverflow(by: h)
+        return overflow ? Int.max : p
     }
 }

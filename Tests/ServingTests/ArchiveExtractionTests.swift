@@ -96,6 +96,10 @@ import Testing
         guard case .failure(let e2) = try extract(many, limits: limits(files: 10)) else { Issue.record("accepted"); return }
         #expect(e2.status == 413 && e2.message.contains("more than 10 files"))
         #expect(try extract(many, limits: limits(files: 12)).get().count == 12)
+        // Folders count too: millions of tiny directory headers would otherwise exhaust inodes.
+        let folders = Self.tar((0..<12).map { Self.entry("d\($0)/", type: "5") })
+        guard case .failure(let e3) = try extract(folders, limits: limits(files: 10)) else { Issue.record("accepted"); return }
+        #expect(e3.status == 413)
     }
 
     @Test(arguments: [("link", "2"), ("hard", "1"), ("fifo", "6"), ("../evil.png", "0"), ("/abs.png", "0"), ("a/../../x", "0")])

@@ -55,6 +55,28 @@ import Testing
         #expect(ImageHeader.pixelCount(bytes) == image.width * image.height)
     }
 
+    /// A header may claim any size: 0xFFFFFFFF × 0xFFFFFFFF overflows Int and must not trap.
+    @Test func hugeClaimedSizesDoNotOverflow() {
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + Array("IHDR".utf8)
+        png += [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 8, 0, 0, 0, 0]
+        #expect(ImageHeader.pixelCount(png) == Int.max)
+    }
+
+    @Test func runAfterStopFails() async {
+        var config = DecodePool.Configuration()
+        config.inlinePixels = 0
+        let pool = DecodePool(configuration: config)
+        pool.stop()
+        await #expect(throws: DecodePool.Failure.self) { try await pool.run(pixels: 10) { 1 } }
+        #expect(pool.pixelsInFlight == 0)
+    }
+
+    @Test func deadlinesAreCapped() throws {
+        #expect(try ClassifyRequest.integer("3600000", "deadline_ms", min: 1, max: 3_600_000) == 3_600_000)
+        #expect(throws: APIError.self) { try ClassifyRequest.integer("3600001", "deadline_ms", min: 1, max: 3_600_000) }
+        #expect(throws: APIError.self) { try ClassifyRequest.integer("9223372036854775807", "deadline_ms", min: 1, max: 3_600_000) }
+    }
+
     @Test func unreadableHeadersGiveNoCount() {
         #expect(ImageHeader.pixelCount([]) == nil)
         #expect(ImageHeader.pixelCount(Array("not an image".utf8)) == nil)

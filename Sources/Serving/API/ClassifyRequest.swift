@@ -68,7 +68,7 @@ struct ClassifyRequest {
         }
         r.timesteps = try integer(fields["timesteps"], "timesteps", min: 1)
         r.topK = try integer(fields["top_k"], "top_k", min: 1)
-        r.deadlineMs = try integer(fields["deadline_ms"], "deadline_ms", min: 1)
+        r.deadlineMs = try integer(fields["deadline_ms"], "deadline_ms", min: 1, max: 3_600_000)
         if let s = fields["seed"] {
             guard let seed = UInt64(s) else { throw .badRequest("parameter 'seed' must be a non-negative integer", code: "invalid_parameter") }
             r.seed = seed
@@ -83,10 +83,11 @@ struct ClassifyRequest {
         return r
     }
 
-    static func integer(_ text: String?, _ name: String, min: Int) throws(APIError) -> Int? {
+    static func integer(_ text: String?, _ name: String, min: Int, max: Int = Int.max) throws(APIError) -> Int? {
         guard let text else { return nil }
-        guard let v = Int(text), v >= min else {
-            throw .badRequest("parameter '\(name)' must be an integer ≥ \(min), got '\(text.prefix(32))'", code: "invalid_parameter")
+        guard let v = Int(text), v >= min, v <= max else {
+            let range = max == Int.max ? "≥ \(min)" : "in \(min)...\(max)"
+            throw .badRequest("parameter '\(name)' must be an integer \(range), got '\(text.prefix(32))'", code: "invalid_parameter")
         }
         return v
     }

@@ -38,7 +38,7 @@ enum OpenAPIDocument {
                 "timesteps": {"type": "integer", "minimum": 1, "description": "Time-step budget T (default: the model's; at most its max_timesteps)."},
                 "top_k": {"type": "integer", "minimum": 1}, "seed": {"type": "integer", "minimum": 0, "description": "Seed of the Poisson input, for reproducible results."},
                 "trace": {"type": "boolean", "description": "Return the running prediction after every step."},
-                "deadline_ms": {"type": "integer", "minimum": 1}}},
+                "deadline_ms": {"type": "integer", "minimum": 1, "maximum": 3600000}}},
               "ClassifyResponse": {"type": "object", "required": ["model", "model_version", "request_id", "timesteps", "results"], "properties": {
                 "model": {"type": "string"}, "model_version": {"type": "integer"}, "request_id": {"type": "string"}, "timesteps": {"type": "integer"},
                 "seed": {"type": "string"}, "timings_ms": {"type": "object", "properties": {"total": {"type": "number"}}},
@@ -73,7 +73,7 @@ enum OpenAPIDocument {
               "top_k": {"name": "top_k", "in": "query", "schema": {"type": "integer", "minimum": 1}},
               "seed": {"name": "seed", "in": "query", "schema": {"type": "integer", "minimum": 0}},
               "trace": {"name": "trace", "in": "query", "schema": {"type": "boolean"}},
-              "deadline_ms": {"name": "deadline_ms", "in": "query", "schema": {"type": "integer", "minimum": 1}}
+              "deadline_ms": {"name": "deadline_ms", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 3600000}}
             },
             "requestBodies": {
               "Images": {"required": true, "content": {

@@ -299,8 +299,14 @@ public final class ServingAPI: Sendable {
         for (i, bytes) in params.images.enumerated() {
             let t0 = ContinuousClock.now
             let decoded: Result<[Float], ImageDecodingError>
+            let pixels = ImageHeader.pixelCount(bytes)
+            if let pixels, pixels > maxPixels {
+                let which = params.images.count > 1 ? "image \(i + 1): " : ""
+                throw APIError.badRequest(
+                    "\(which)the image declares \(pixels) pixels, above the limit of \(maxPixels)", code: "invalid_image")
+            }
             do {
-                decoded = try await decoder.run(pixels: ImageHeader.pixelCount(bytes) ?? 1) {
+                decoded = try await decoder.run(pixels: pixels) {
                     Result { () throws(ImageDecodingError) -> [Float] in
                         let image = try ImageDecoder.decode(bytes, grayscale: spec.channels == 1, maxPixels: maxPixels).prepared(for: spec)
                         var floats = [Float](repeating: 0, count: spec.count)
@@ -312,6 +318,8 @@ public final class ServingAPI: Sendable {
                 throw APIError(
                     503, "decode_busy", "decoding \(pixels) more pixels would exceed \(limit) in flight; retry shortly",
                     headers: [("Retry-After", "1")])
+            } catch DecodePool.Failure.stopped {
+                throw APIError(503, "shutting_down", "the server is shutting down")
             }
             switch decoded {
             case .success(let floats): inputs.append(floats)

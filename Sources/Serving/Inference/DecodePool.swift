@@ -23,10 +23,11 @@ public final class DecodePool: Sendable {
 
     public enum Failure: Error, Sendable {
         case busy(pixels: Int, limit: Int)
+        case stopped
     }
 
     struct State {
-        var work: [(pixels: Int, run: @Sendable () -> Void)] = []
+        var work: [(pixels: Int, queued: ContinuousClock.Instant, run: @Sendable () -> Void)] = []
         var pixelsInFlight = 0
         var stopped = false
     }
@@ -47,21 +48,26 @@ public final class DecodePool: Sendable {
     public var pixelsInFlight: Int { state.withLock { $0.pixelsInFlight } }
 
     /// Runs `body` on a decode thread once `pixels` fit in the in-flight bound; fails at once with
-    /// `busy` when they do not.
-    public func run<T: Sendable>(pixels: Int, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-        let cost = max(1, pixels)
-        if cost <= configuration.inlinePixels { return try body() }
-        let admitted = state.withLock { s -> Bool in
-            guard s.pixelsInFlight == 0 || s.pixelsInFlight + cost <= configuration.maxPixelsInFlight else { return false }
+    /// `busy` when they do not. `pixels` nil (a header that could not be read) is charged as the
+    /// whole bound and never decoded inline.
+    public func run<T: Sendable>(pixels: Int?, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let cost = min(max(1, pixels ?? configuration.maxPixelsInFlight), configuration.maxPixelsInFlight)
+        if let pixels, pixels <= configuration.inlinePixels { return try body() }
+        let refusal = state.withLock { s -> Failure? in
+            if s.stopped { return .stopped }
+            guard s.pixelsInFlight == 0 || cost <= configuration.maxPixelsInFlight - s.pixelsInFlight else {
+                return .busy(pixels: cost, limit: configuration.maxPixelsInFlight)
+            }
             s.pixelsInFlight += cost
-            return true
+            return nil
         }
-        guard admitted else { throw Failure.busy(pixels: cost, limit: configuration.maxPixelsInFlight) }
+        if let refusal { throw refusal }
         return try await withCheckedThrowingContinuation { continuation in
             state.withLock { s in
                 s.work.append(
                     (
                         cost,
+                        .now,
                         { [self] in
                             let result = Result { try body() }
                             state.withLock { $0.pixelsInFlight -= cost }
@@ -83,8 +89,12 @@ public final class DecodePool: Sendable {
             available.wait()
             let next: (@Sendable () -> Void)?? = state.withLock { s in
                 if s.work.isEmpty { return s.stopped ? .some(nil) : nil }
-                // Smallest first; among equals, the oldest.
-                let i = s.work.indices.min { s.work[$0].pixels < s.work[$1].pixels }!
+                // Smallest first (among equals, the oldest), unless something has waited half a
+                // second: then the oldest, so a large image cannot starve behind a stream of smaller ones.
+                let oldest = s.work.indices.min { s.work[$0].queued < s.work[$1].queued }!
+                let i =
+                    ContinuousClock.now - s.work[oldest].queued > .milliseconds(500)
+                    ? oldest : s.work.indices.min { s.work[$0].pixels < s.work[$1].pixels }!
                 return .some(s.work.remove(at: i).run)
             }
             switch next {

@@ -101,8 +101,10 @@ public final class InferenceScheduler: Sendable {
         var queued = 0
         var stopped = false
         /// Size of the batch most recently started: how many images the load brings per batch.
-        var lastBatchSize = 1
+        var lastBatchSize: [Key: Int] = [:]
         var nextID: UInt64 = 0
+        /// Deadlines of the images not answered yet (only those: an answered image leaves no timer).
+        var deadlines: [UInt64: ContinuousClock.Instant] = [:]
         /// Images taken by a worker and not answered yet. Whoever removes an entry (the worker
         /// with a result, or `abandon`) resumes its continuation: exactly once.
         var running: [UInt64: Pending] = [:]
@@ -111,7 +113,8 @@ public final class InferenceScheduler: Sendable {
     public let configuration: Configuration
     let state = Mutex(State())
     let wakeup = DispatchSemaphore(value: 0)
-    let deadlineQueue = DispatchQueue(label: "spikeserve-deadlines")
+    /// Wakes the deadline thread when a deadline is added or the scheduler stops.
+    let deadlineWake = DispatchSemaphore(value: 0)
     let observer: (@Sendable (BatchReport) -> Void)?
     let dropObserver: (@Sendable (_ model: String, _ reason: DropReason) -> Void)?
 
@@ -134,6 +137,9 @@ public final class InferenceScheduler: Sendable {
         self.dropObserver = dropObserver
         let workers = max(1, configuration.workers)
         let coresEach = max(1, Parallelism.machineCores / workers)
+        let deadlines = Thread { [self] in deadlineLoop() }
+        deadlines.name = "spikeserve-deadlines"
+        deadlines.start()
         for w in 0..<workers {
             let thread = Thread { [self] in
                 Parallelism.limitCurrentThread(to: coresEach)
@@ -164,6 +170,7 @@ public final class InferenceScheduler: Sendable {
                     if s.stopped { return .shuttingDown }
                     if s.queued >= configuration.maxQueuedImages { return .queueFull(limit: configuration.maxQueuedImages) }
                     s.queues[key, default: []].append(Pending(id: id, job: job, version: version, enqueued: .now, continuation: continuation))
+                    if let deadline = job.deadline { s.deadlines[id] = deadline }
                     s.queued += 1
                     return nil
                 }
@@ -172,11 +179,7 @@ public final class InferenceScheduler: Sendable {
                     return
                 }
                 wakeup.signal()
-                if let deadline = job.deadline {
-                    // On Dispatch, not the cooperative pool: a busy pool must not delay a deadline.
-                    let delay = max(0, (deadline - ContinuousClock.now).seconds)
-                    deadlineQueue.asyncAfter(deadline: .now() + delay) { [self] in abandon(id, because: .deadlineExceeded) }
-                }
+                if job.deadline != nil { deadlineWake.signal() }
                 if Task.isCancelled { abandon(id, because: .cancelled) }
             }
         } onCancel: {
@@ -187,6 +190,7 @@ public final class InferenceScheduler: Sendable {
     /// Drops image `id` if it is still queued or running, failing its call with `failure`.
     func abandon(_ id: UInt64, because failure: Failure) {
         let dropped: Pending? = state.withLock { s in
+            s.deadlines[id] = nil
             for (key, items) in s.queues {
                 if let i = items.firstIndex(where: { $0.id == id }) {
                     var rest = items
@@ -209,10 +213,31 @@ public final class InferenceScheduler: Sendable {
             let all = s.queues.values.flatMap { $0 }
             s.queues = [:]
             s.queued = 0
+            for p in all { s.deadlines[p.id] = nil }
             return all
         }
         for p in pending { p.continuation.resume(throwing: Failure.shuttingDown) }
         wakeup.signal()
+        deadlineWake.signal()
+    }
+
+    /// The deadline thread: sleeps until the earliest deadline of an image not yet answered, then
+    /// drops every image whose deadline passed (queued or between chunks). On its own thread, so a
+    /// busy cooperative pool or inference thread cannot delay a 504.
+    func deadlineLoop() {
+        while true {
+            let (due, next, stopped) = state.withLock { s -> ([UInt64], ContinuousClock.Instant?, Bool) in
+                let now = ContinuousClock.now
+                return (s.deadlines.filter { $0.value <= now }.map(\.key), s.deadlines.values.filter { $0 > now }.min(), s.stopped)
+            }
+            if stopped { return }
+            for id in due { abandon(id, because: .deadlineExceeded) }
+            if let next {
+                _ = deadlineWake.wait(timeout: .now() + max(0, (next - ContinuousClock.now).seconds))
+            } else if due.isEmpty {
+                deadlineWake.wait()
+            }
+        }
     }
 
     /// What the worker does next.
@@ -229,23 +254,30 @@ public final class InferenceScheduler: Sendable {
         while true {
             let decision: Decision = state.withLock { s in
                 if s.stopped { return .stop }
-                guard let (key, items) = s.queues.min(by: { $0.value[0].enqueued < $1.value[0].enqueued }) else {
-                    return .sleep(seconds: nil)
-                }
-                let age = ContinuousClock.now - items[0].enqueued
-                let expected = min(configuration.maxBatchSize, configuration.preferredBatchSize ?? s.lastBatchSize)
-                if items.count >= expected || age >= configuration.maxQueueDelay {
+                guard !s.queues.isEmpty else { return .sleep(seconds: nil) }
+                // Keys in order of their oldest image; the first that is ready runs, so a key
+                // waiting for company never holds back another key's full batch.
+                let now = ContinuousClock.now
+                var soonest: Duration? = nil
+                for (key, items) in s.queues.sorted(by: { $0.value[0].enqueued < $1.value[0].enqueued }) {
+                    let age = now - items[0].enqueued
+                    let expected = min(configuration.maxBatchSize, configuration.preferredBatchSize ?? s.lastBatchSize[key] ?? 1)
+                    guard items.count >= expected || age >= configuration.maxQueueDelay else {
+                        let wait = configuration.maxQueueDelay - age
+                        soonest = min(soonest ?? wait, wait)
+                        continue
+                    }
                     let take = Array(items.prefix(configuration.maxBatchSize))
                     let rest = Array(items.dropFirst(take.count))
                     s.queues[key] = rest.isEmpty ? nil : rest
                     s.queued -= take.count
                     for p in take { s.running[p.id] = p }
-                    s.lastBatchSize = take.count
+                    s.lastBatchSize[key] = take.count
                     // Leave a wake-up for another worker when images remain.
-                    if !rest.isEmpty || s.queued > 0 { wakeup.signal() }
+                    if s.queued > 0 { wakeup.signal() }
                     return .run(take, key)
                 }
-                return .sleep(seconds: (configuration.maxQueueDelay - age).seconds)
+                return .sleep(seconds: soonest?.seconds)
             }
             switch decision {
             case .run(let batch, let key): return (batch, key)
@@ -310,7 +342,10 @@ public final class InferenceScheduler: Sendable {
                 queueSeconds: (start - p.enqueued).seconds, computeSeconds: compute, batchSize: batchSize)
             if let d = p.job.deadline, d < ContinuousClock.now {
                 abandon(p.id, because: .deadlineExceeded)
-            } else if let mine = state.withLock({ $0.running.removeValue(forKey: p.id) }) {
+            } else if let mine = state.withLock({ s in
+                s.deadlines[p.id] = nil
+                return s.running.removeValue(forKey: p.id)
+            }) {
                 mine.continuation.resume(returning: outcome)
             }
         }
