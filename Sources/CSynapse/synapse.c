@@ -15,6 +15,15 @@ static inline __attribute__((always_inline)) void axpy(int64_t n, float a, const
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+// The output coordinate whose tap k reads input coordinate i (i = o·stride − pad + k), or −1 when
+// no output does: what the scatter forms and the weight gradients ask for every input event.
+static inline __attribute__((always_inline)) int64_t tap_output(int64_t i, int64_t k, int64_t pad, int64_t stride,
+                                                                int64_t size) {
+    const int64_t n = i + pad - k;
+    if (n < 0 || n % stride != 0 || n / stride >= size) return -1;
+    return n / stride;
+}
+
 // Gather form: 64 outputs held in four 16-float vectors (registers with AVX-512) while every
 // event reaching them adds its weight row, then stored once. The scatter form loads and stores
 // its output row for every event, which made it load/store bound (measured: ~18 GFLOP/s a core).
@@ -159,15 +168,12 @@ void sn_event_conv2d(const float *x, int64_t frames, int64_t first, int64_t coun
                 for (int64_t ix = 0; ix < w; ix++) {
                     const float v = xs[iy * w + ix];
                     if (v == 0.0f) continue;
-                    // Input (iy, ix) is tap (ky, kx) of output (oy, ox) when oy·stride − pad + ky = iy.
                     for (int64_t ky = 0; ky < kh; ky++) {
-                        const int64_t ny = iy + pad - ky;
-                        if (ny < 0 || ny % stride != 0 || ny / stride >= oh) continue;
-                        const int64_t oy = ny / stride;
+                        const int64_t oy = tap_output(iy, ky, pad, stride, oh);
+                        if (oy < 0) continue;
                         for (int64_t kx = 0; kx < kw; kx++) {
-                            const int64_t nx = ix + pad - kx;
-                            if (nx < 0 || nx % stride != 0 || nx / stride >= ow) continue;
-                            const int64_t ox = nx / stride;
+                            const int64_t ox = tap_output(ix, kx, pad, stride, ow);
+                            if (ox < 0) continue;
                             axpy(out_c, v, wt + ((c * kh + ky) * kw + kx) * out_c, scratch + (oy * ow + ox) * out_c);
                         }
                     }
@@ -310,10 +316,9 @@ static inline __attribute__((always_inline)) void conv_weight_grad_gather(
                     for (int64_t ob = 0; ob < out_c; ob += BLOCK) {
                         v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
                         for (int64_t e = 0; e < n; e++) {
-                            const int64_t ny = iys[e] + pad - ky, nx = ixs[e] + pad - kx;
-                            if (ny < 0 || nx < 0 || ny % stride != 0 || nx % stride != 0) continue;
-                            const int64_t oy = ny / stride, ox = nx / stride;
-                            if (oy >= oh || ox >= ow) continue;
+                            const int64_t oy = tap_output(iys[e], ky, pad, stride, oh);
+                            const int64_t ox = tap_output(ixs[e], kx, pad, stride, ow);
+                            if (oy < 0 || ox < 0) continue;
                             ADD_ROW(a, vals[e], g + (oy * ow + ox) * out_c + ob);
                         }
                         store16(row + ob, load16(row + ob) + a0); store16(row + ob + 16, load16(row + ob + 16) + a1);
@@ -345,12 +350,12 @@ void sn_event_conv2d_weight_grad(const float *x, int64_t frames, int64_t in_c, i
                     const float v = xs[iy * w + ix];
                     if (v == 0.0f) continue;
                     for (int64_t ky = 0; ky < kh; ky++) {
-                        const int64_t ny = iy + pad - ky;
-                        if (ny < 0 || ny % stride != 0 || ny / stride >= oh) continue;
+                        const int64_t oy = tap_output(iy, ky, pad, stride, oh);
+                        if (oy < 0) continue;
                         for (int64_t kx = 0; kx < kw; kx++) {
-                            const int64_t nx = ix + pad - kx;
-                            if (nx < 0 || nx % stride != 0 || nx / stride >= ow) continue;
-                            axpy(out_c, v, g + ((ny / stride) * ow + nx / stride) * out_c, rows + (ky * kw + kx) * out_c);
+                            const int64_t ox = tap_output(ix, kx, pad, stride, ow);
+                            if (ox < 0) continue;
+                            axpy(out_c, v, g + (oy * ow + ox) * out_c, rows + (ky * kw + kx) * out_c);
                         }
                     }
                 }
