@@ -41,7 +41,7 @@ public struct ModelDescription: Codable, Sendable, Equatable {
 
 /// How the SNN runs: one threshold per spiking layer (per `relu`, in traversal order).
 public struct SNNConfig: Codable, Sendable, Equatable {
-    public enum Encoding: String, Codable, Sendable { case poisson, direct }
+    public enum Encoding: String, Codable, Sendable, CaseIterable { case poisson, direct }
 
     public var thresholds: [Float]
     /// Membrane leak per step; 1 is integrate-and-fire.

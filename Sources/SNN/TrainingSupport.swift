@@ -37,6 +37,7 @@ public struct NeverCancelled: CancellationCheck {
 
 public struct TrainingCancelled: Error, CustomStringConvertible {
     public var epoch: Int
+    public init(epoch: Int) { self.epoch = epoch }
     public var description: String { "training cancelled during epoch \(epoch)" }
 }
 

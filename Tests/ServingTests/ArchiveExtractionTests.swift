@@ -62,7 +62,7 @@ import Testing
             // Nothing is left behind: neither the target nor its temporary sibling.
             let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("out") }
             #expect(left.isEmpty, "left behind: \(left)")
-            return .failure(error)
+            return .failure(APIError(mapping: error) ?? APIError(500, .internal, "\(error)"))
         }
         let files = FileManager.default.enumerator(atPath: target)?.compactMap { $0 as? String }.sorted() ?? []
         return .success(files)
@@ -85,7 +85,7 @@ import Testing
         let bomb = Self.tar([Self.entry("zeros.bin", data: [UInt8](repeating: 0, count: 3 << 20))])
         let result = try extract(bomb, gzip: true, limits: limits(total: 1 << 20, file: 8 << 20))
         guard case .failure(let e) = result else { Issue.record("accepted"); return }
-        #expect(e.status == 413 && e.code == "archive_too_large", "\(e)")
+        #expect(e.status == 413 && e.code.rawValue == "archive_too_large", "\(e)")
     }
 
     @Test func fileSizeAndCountLimits() throws {
@@ -106,16 +106,16 @@ import Testing
     func forbiddenEntriesAreRefused(name: String, type: String) throws {
         let bytes = Self.tar([Self.entry("ok.png", data: [1]), Self.entry(name, type: Character(type), link: "ok.png")])
         guard case .failure(let e) = try extract(bytes, limits: limits()) else { Issue.record("accepted \(name)"); return }
-        #expect(e.status == 400 && e.code == "invalid_archive", "\(e)")
+        #expect(e.status == 400 && e.code.rawValue == "invalid_archive", "\(e)")
     }
 
     @Test func garbageAndFullDisksAreRefused() throws {
         guard case .failure(let e1) = try extract(Array("not a tar archive at all".utf8), limits: limits()) else {
             Issue.record("accepted"); return
         }
-        #expect(e1.status == 400 && e1.code == "invalid_archive")
+        #expect(e1.status == 400 && e1.code.rawValue == "invalid_archive")
         let ok = Self.tar([Self.entry("a.png", data: [1])])
         guard case .failure(let e2) = try extract(ok, limits: limits(reserve: Int.max / 2)) else { Issue.record("accepted"); return }
-        #expect(e2.status == 507 && e2.code == "insufficient_storage")
+        #expect(e2.status == 507 && e2.code.rawValue == "insufficient_storage")
     }
 }

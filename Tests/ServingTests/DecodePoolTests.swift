@@ -72,9 +72,12 @@ import Testing
     }
 
     @Test func deadlinesAreCapped() throws {
-        #expect(try ClassifyRequest.integer("3600000", "deadline_ms", min: 1, max: 3_600_000) == 3_600_000)
-        #expect(throws: APIError.self) { try ClassifyRequest.integer("3600001", "deadline_ms", min: 1, max: 3_600_000) }
-        #expect(throws: APIError.self) { try ClassifyRequest.integer("9223372036854775807", "deadline_ms", min: 1, max: 3_600_000) }
+        let longest = try ClassifyParameters(text: ["deadline_ms": "3600000"])
+        try longest.validate()
+        #expect(longest.deadlineMs == 3_600_000)
+        #expect(throws: RequestError.self) { try ClassifyParameters(text: ["deadline_ms": "3600001"]).validate() }
+        #expect(throws: RequestError.self) { try ClassifyParameters(text: ["deadline_ms": "9223372036854775807"]).validate() }
+        #expect(throws: RequestError.self) { try ClassifyParameters(text: ["deadline_ms": "99999999999999999999"]).validate() }
     }
 
     @Test func unreadableHeadersGiveNoCount() {

@@ -11,7 +11,8 @@ import Testing
 @Suite struct EngineCacheTests {
     @Test func smallBatchAfterLargeOneAllocatesNoScratch() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cache-\(UUID().uuidString.prefix(8))").path
-        let version = ModelStore.Version(name: "tiny", number: 1, model: tinyModel(seed: 1), directory: directory)
+        let model = tinyModel(seed: 1)
+        let version = ModelStore.Version(name: "tiny", number: 1, model: model, snn: try #require(model.description.snn), directory: directory)
         var cache = EngineCache()
         func run(_ images: Int) throws {
             let x = Tensor(shape: [images, 1, 28, 28], repeating: 0.5)

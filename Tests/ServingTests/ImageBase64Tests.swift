@@ -23,6 +23,6 @@ import Testing
 
     @Test(arguments: ["data:image/png,plain", "data:image/png;base64", "not*base64!", "", "data:;base64,"])
     func badFormsAreRefusedWithTheRealProblem(_ text: String) {
-        #expect(throws: APIError.self) { try ImageBase64.decode(text, field: "b64") }
+        #expect(throws: ClassifyError.self) { try ImageBase64.decode(text, field: "b64") }
     }
 }

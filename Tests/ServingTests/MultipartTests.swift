@@ -37,6 +37,6 @@ import Testing
 
     @Test(arguments: ["no boundary here", "--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nunterminated"])
     func malformedBodiesAreBadRequests(_ text: String) {
-        #expect(throws: APIError.self) { try Multipart.parse(body(text), boundary: "XyZ") }
+        #expect(throws: RequestError.self) { try Multipart.parse(body(text), boundary: "XyZ") }
     }
 }

@@ -19,7 +19,8 @@ import Testing
 
     static func shipped() throws -> ModelStore.Version {
         let model = try Model.load(from: repositoryRoot + "/Models/mnist-cnn/2")
-        return ModelStore.Version(name: "mnist-cnn", number: 2, model: model, directory: repositoryRoot + "/Models/mnist-cnn/2")
+        return ModelStore.Version(
+            name: "mnist-cnn", number: 2, model: model, snn: model.description.snn!, directory: repositoryRoot + "/Models/mnist-cnn/2")
     }
 
     static func job(deadline: ContinuousClock.Instant? = nil) -> InferenceScheduler.Job {

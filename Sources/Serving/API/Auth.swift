@@ -21,40 +21,30 @@ public struct AccessTokens: Sendable {
         var tokens = AccessTokens(admin: environment["SPIKESERVE_ADMIN_TOKEN"], inference: environment["SPIKESERVE_INFERENCE_TOKEN"])
         if let file {
             guard let data = FileManager.default.contents(atPath: file),
-                let object = try JSONSerialization.jsonObject(with: data) as? [String: String]
-            else { throw APIError(500, "config", "tokens file \(file) must be a JSON object with string values") }
+                let object = try? JSONDecoder().decode([String: String].self, from: data)
+            else { throw TokensFileError(path: file) }
             if let a = object["admin"] { tokens.admin = a.isEmpty ? nil : a }
             if let i = object["inference"] { tokens.inference = i.isEmpty ? nil : i }
         }
         return tokens
     }
 
-    /// nil when the request may proceed, else the error to answer with.
-    public func check(_ request: HTTPRequest, scope: Scope) -> APIError? {
+    /// nil when the request may proceed, else why not.
+    public func check(_ request: HTTPRequest, scope: Scope) -> AuthFailure? {
         let presented = Self.bearer(request)
         switch scope {
         case .admin:
-            guard let admin else {
-                return APIError(
-                    403, "admin_disabled",
-                    "admin endpoints are disabled: start the server with SPIKESERVE_ADMIN_TOKEN set (or --tokens FILE) to enable them")
-            }
-            guard let presented else { return Self.unauthorized("this endpoint needs the admin token") }
+            guard let admin else { return .adminDisabled }
+            guard let presented else { return .missingToken("this endpoint needs the admin token") }
             if Self.equal(presented, admin) { return nil }
-            if let inference, Self.equal(presented, inference) {
-                return APIError(403, "forbidden", "the inference token cannot use admin endpoints")
-            }
-            return Self.unauthorized("invalid token")
+            if let inference, Self.equal(presented, inference) { return .wrongScope }
+            return .invalidToken
         case .inference:
             guard let inference else { return nil }
-            guard let presented else { return Self.unauthorized("this endpoint needs a bearer token") }
+            guard let presented else { return .missingToken("this endpoint needs a bearer token") }
             if Self.equal(presented, inference) || admin.map({ Self.equal(presented, $0) }) == true { return nil }
-            return Self.unauthorized("invalid token")
+            return .invalidToken
         }
-    }
-
-    static func unauthorized(_ message: String) -> APIError {
-        APIError(401, "unauthorized", message, headers: [("WWW-Authenticate", "Bearer realm=\"spikeserve\"")])
     }
 
     static func bearer(_ request: HTTPRequest) -> String? {
@@ -73,4 +63,20 @@ public struct AccessTokens: Sendable {
         }
         return diff == 0
     }
+}
+
+/// Why a request may not use an endpoint.
+public enum AuthFailure: Error, Sendable {
+    /// Admin endpoints need an admin token configured at startup.
+    case adminDisabled
+    case missingToken(String)
+    case invalidToken
+    /// The inference token on an admin endpoint.
+    case wrongScope
+}
+
+/// The tokens file is missing or not a JSON object of strings.
+public struct TokensFileError: Error, CustomStringConvertible {
+    public var path: String
+    public var description: String { "tokens file \(path) must be a JSON object with string values" }
 }

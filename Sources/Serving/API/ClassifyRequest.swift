@@ -2,93 +2,125 @@ import Foundation
 import HTTPServer
 import Imaging
 
+/// Why a classify call was refused after its request parsed.
+public enum ClassifyError: Error, Sendable {
+    /// The model's default version is still warming up.
+    case notReady(String)
+    case tooManyImages(count: Int, limit: Int)
+    /// An image is empty, over the pixel limit or does not decode (the message says which).
+    case invalidImage(String)
+    case deadlineExceeded(milliseconds: Int)
+}
+
 /// The parameters and images of one classify call, from any of the three body forms.
 struct ClassifyRequest {
     var images: [[UInt8]] = []
-    var timesteps: Int?
-    var topK: Int?
-    var seed: UInt64?
-    var trace = false
-    var deadlineMs: Int?
+    var parameters = ClassifyParameters()
 
-    static let parameterNames: Set<String> = ["timesteps", "top_k", "seed", "trace", "deadline_ms"]
+    var trace: Bool { parameters.trace ?? false }
 
     /// Reads the body by its Content-Type, then parameters from the query string (the body's
     /// fields win when both give one).
-    static func parse(_ request: HTTPRequest) throws(APIError) -> ClassifyRequest {
+    static func parse(_ request: HTTPRequest) throws -> ClassifyRequest {
         var r = ClassifyRequest()
         var fields: [String: String] = [:]
-        for (k, v) in request.query where parameterNames.contains(k) { fields[k] = v }
+        for (k, v) in request.query where ClassifyParameters.names.contains(k) { fields[k] = v }
         let contentType = (request.headers["Content-Type"] ?? "").lowercased()
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        var fromBody = ClassifyParameters()
         switch mediaType {
         case "image/jpeg", "image/jpg", "image/png", "application/octet-stream":
-            guard !request.body.isEmpty else { throw .badRequest("the request body is empty: send the image bytes", code: "invalid_image") }
+            guard !request.body.isEmpty else { throw ClassifyError.invalidImage("the request body is empty: send the image bytes") }
             r.images = [request.body]
         case "multipart/form-data":
             guard let boundary = Multipart.boundary(from: request.headers["Content-Type"] ?? "") else {
-                throw .badRequest("multipart/form-data without a boundary parameter")
+                throw RequestError.badRequest("multipart/form-data without a boundary parameter")
             }
             for part in try Multipart.parse(request.body, boundary: boundary) {
                 if part.name == "image" || part.name == "images" || part.name == "image[]" {
                     r.images.append(part.body)
-                } else if parameterNames.contains(part.name) {
+                } else if ClassifyParameters.names.contains(part.name) {
                     fields[part.name] = String(decoding: part.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 }
             }
-            guard !r.images.isEmpty else { throw .badRequest("multipart body has no part named 'image'", code: "invalid_image") }
+            guard !r.images.isEmpty else { throw ClassifyError.invalidImage("multipart body has no part named 'image'") }
         case "application/json":
-            let object = try JSONValue.parseObject(request.body)
-            guard let list = object["images"] as? [Any], !list.isEmpty else {
-                throw .badRequest("JSON body needs \"images\": [{\"b64\": \"...\"}]")
+            let body = try JSONBody.decode(ClassifyJSONBody.self, from: request.body)
+            guard !body.images.isEmpty else { throw RequestError.badRequest("JSON body needs \"images\": [{\"b64\": \"...\"}]") }
+            for (i, item) in body.images.enumerated() {
+                r.images.append(try ImageBase64.decode(item.b64, field: "images[\(i)].b64"))
             }
-            for (i, item) in list.enumerated() {
-                guard let entry = item as? [String: Any], let b64 = entry["b64"] as? String else {
-                    throw .badRequest("images[\(i)] needs a \"b64\" string")
-                }
-                r.images.append(try ImageBase64.decode(b64, field: "images[\(i)].b64"))
-            }
-            for name in parameterNames {
-                guard let v = object[name] else { continue }
-                // `trace` takes a JSON boolean; the others take numbers (see JSONField).
-                if name == "trace", let b = JSONField.bool(v) {
-                    fields[name] = b ? "true" : "false"
-                } else if name != "trace", !JSONField.isBoolean(v), let n = v as? NSNumber {
-                    fields[name] = n.stringValue
-                } else {
-                    throw .badRequest("parameter '\(name)' must be a JSON \(name == "trace" ? "boolean" : "number")", code: "invalid_parameter")
-                }
-            }
+            fromBody = body.parameters
         case "":
-            throw APIError(415, "unsupported_media_type", "missing Content-Type: use image/jpeg, image/png, multipart/form-data or application/json")
+            throw RequestError.unsupportedMediaType(
+                "missing Content-Type: use image/jpeg, image/png, multipart/form-data or application/json")
         default:
-            throw APIError(
-                415, "unsupported_media_type",
+            throw RequestError.unsupportedMediaType(
                 "Content-Type \(mediaType) is not supported: use image/jpeg, image/png, multipart/form-data or application/json")
         }
-        r.timesteps = try integer(fields["timesteps"], "timesteps", min: 1)
-        r.topK = try integer(fields["top_k"], "top_k", min: 1)
-        r.deadlineMs = try integer(fields["deadline_ms"], "deadline_ms", min: 1, max: 3_600_000)
+        var p = try ClassifyParameters(text: fields)
+        p.timesteps = fromBody.timesteps ?? p.timesteps
+        p.topK = fromBody.topK ?? p.topK
+        p.seed = fromBody.seed ?? p.seed
+        p.trace = fromBody.trace ?? p.trace
+        p.deadlineMs = fromBody.deadlineMs ?? p.deadlineMs
+        try p.validate()
+        r.parameters = p
+        return r
+    }
+}
+
+extension ClassifyParameters {
+    static let names: Set<String> = ["timesteps", "top_k", "seed", "trace", "deadline_ms"]
+
+    /// From query or form fields (text).
+    init(text fields: [String: String]) throws(RequestError) {
+        self.init()
+        timesteps = try Self.integer(fields["timesteps"], "timesteps")
+        topK = try Self.integer(fields["top_k"], "top_k")
+        deadlineMs = try Self.integer(fields["deadline_ms"], "deadline_ms")
         if let s = fields["seed"] {
-            guard let seed = UInt64(s) else { throw .badRequest("parameter 'seed' must be a non-negative integer", code: "invalid_parameter") }
-            r.seed = seed
+            guard let seed = UInt64(s) else { throw .invalidParameter("parameter 'seed' must be a non-negative integer") }
+            self.seed = seed
         }
         if let t = fields["trace"] {
             switch t.lowercased() {
-            case "true", "1", "yes": r.trace = true
-            case "false", "0", "no", "": r.trace = false
-            default: throw .badRequest("parameter 'trace' must be true or false", code: "invalid_parameter")
+            case "true", "1", "yes": trace = true
+            case "false", "0", "no", "": trace = false
+            default: throw .invalidParameter("parameter 'trace' must be true or false")
             }
         }
-        return r
     }
 
-    static func integer(_ text: String?, _ name: String, min: Int, max: Int = Int.max) throws(APIError) -> Int? {
+    /// Ranges: timesteps and top_k ≥ 1, deadline_ms in 1...3,600,000. The model's own maximum T
+    /// is checked once the version is known.
+    func validate() throws(RequestError) {
+        try Self.check(timesteps, "timesteps", 1...Int.max)
+        try Self.check(topK, "top_k", 1...Int.max)
+        try Self.check(deadlineMs, "deadline_ms", 1...Self.maxDeadlineMs)
+    }
+
+    static func check(_ value: Int?, _ name: String, _ range: ClosedRange<Int>) throws(RequestError) {
+        guard let value, !range.contains(value) else { return }
+        throw .invalidParameter("parameter '\(name)' must be an integer \(describe(range)), got \(value)")
+    }
+
+    static func describe(_ range: ClosedRange<Int>) -> String {
+        range.upperBound == Int.max ? "≥ \(range.lowerBound)" : "in \(range.lowerBound)...\(range.upperBound)"
+    }
+
+    static func integer(_ text: String?, _ name: String) throws(RequestError) -> Int? {
         guard let text else { return nil }
-        guard let v = Int(text), v >= min, v <= max else {
-            let range = max == Int.max ? "≥ \(min)" : "in \(min)...\(max)"
-            throw .badRequest("parameter '\(name)' must be an integer \(range), got '\(text.prefix(32))'", code: "invalid_parameter")
+        guard let v = Int(text) else {
+            throw .invalidParameter("parameter '\(name)' must be an integer, got '\(text.prefix(32))'")
         }
         return v
     }
+}
+
+/// Integer query parameters of the list endpoints.
+func queryInteger(_ text: String?, _ name: String, min: Int) throws(RequestError) -> Int? {
+    guard let value = try ClassifyParameters.integer(text, name) else { return nil }
+    try ClassifyParameters.check(value, name, min...Int.max)
+    return value
 }

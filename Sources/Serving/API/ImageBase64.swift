@@ -4,15 +4,15 @@ import Foundation
 /// (§5, `-` and `_`), with or without `=` padding, optionally as a `data:` URI (RFC 2397) such as
 /// `data:image/jpeg;base64,...` (what a browser's FileReader gives). Whitespace is ignored.
 enum ImageBase64 {
-    static func decode(_ text: String, field: String) throws(APIError) -> [UInt8] {
+    static func decode(_ text: String, field: String) throws(ClassifyError) -> [UInt8] {
         var payload = Substring(text)
         if payload.prefix(5).lowercased() == "data:" {  // URI schemes are case-insensitive
             guard let comma = payload.firstIndex(of: ",") else {
-                throw .badRequest("\(field) is a data: URI without a comma before its data", code: "invalid_image")
+                throw .invalidImage("\(field) is a data: URI without a comma before its data")
             }
             let parameters = payload[payload.index(payload.startIndex, offsetBy: 5)..<comma]
             guard parameters.split(separator: ";").contains(where: { $0.lowercased() == "base64" }) else {
-                throw .badRequest("\(field) is a data: URI that is not base64-encoded (add ;base64)", code: "invalid_image")
+                throw .invalidImage("\(field) is a data: URI that is not base64-encoded (add ;base64)")
             }
             payload = payload[payload.index(after: comma)...]
         }
@@ -28,9 +28,7 @@ enum ImageBase64 {
         }
         while characters.count % 4 != 0 { characters.append(UInt8(ascii: "=")) }
         guard let data = Data(base64Encoded: Data(characters)), !data.isEmpty else {
-            throw .badRequest(
-                "\(field) is not valid base64 (standard or URL-safe alphabet, optionally a data: URI)",
-                code: "invalid_image")
+            throw .invalidImage("\(field) is not valid base64 (standard or URL-safe alphabet, optionally a data: URI)")
         }
         return [UInt8](data)
     }

@@ -49,39 +49,4 @@ public indirect enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral,
             for (k, v) in pairs { try c.encode(v, forKey: CodingName(k)) }
         }
     }
-
-    /// Parses JSON bytes into Foundation values for request bodies.
-    public static func parseObject(_ bytes: [UInt8]) throws(APIError) -> [String: Any] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-            throw .badRequest("the body is not a JSON object", code: "invalid_json")
-        }
-        return object
-    }
-}
-
-/// Strict readers for fields of a parsed JSON object. JSONSerialization hands both numbers and
-/// booleans over as NSNumber, and NSNumber converts freely between them (`true as? Int` is 1), so
-/// a boolean is recognised by its storage type ("c") and refused where a number is expected.
-enum JSONField {
-    static func isBoolean(_ value: Any) -> Bool {
-        guard let n = value as? NSNumber else { return false }
-        return String(cString: n.objCType) == "c"
-    }
-
-    static func int(_ value: Any?) -> Int? {
-        guard let value, !isBoolean(value), let n = value as? NSNumber else { return nil }
-        let d = n.doubleValue
-        guard d.isFinite, d == d.rounded(), abs(d) < 9e15 else { return nil }
-        return n.intValue
-    }
-
-    static func double(_ value: Any?) -> Double? {
-        guard let value, !isBoolean(value), let n = value as? NSNumber, n.doubleValue.isFinite else { return nil }
-        return n.doubleValue
-    }
-
-    static func bool(_ value: Any?) -> Bool? {
-        guard let value, isBoolean(value) else { return nil }
-        return (value as? NSNumber)?.boolValue
-    }
 }

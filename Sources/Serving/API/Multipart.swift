@@ -25,7 +25,7 @@ public enum Multipart {
     /// followed by "--" (the close delimiter) or optional spaces and CRLF; the first boundary may
     /// open the body without the CRLF. A "--boundary" inside a part's data that is not such a
     /// delimiter is data. The preamble and epilogue are ignored.
-    public static func parse(_ body: [UInt8], boundary: String) throws(APIError) -> [MultipartPart] {
+    public static func parse(_ body: [UInt8], boundary: String) throws(RequestError) -> [MultipartPart] {
         let dashBoundary = Array(("--" + boundary).utf8)
         let delimiter = [13, 10] + dashBoundary
         // The first boundary: at the very start, or after a preamble as a CRLF-led delimiter.
@@ -72,7 +72,7 @@ public enum Multipart {
     }
 
     /// One part: headers up to the blank line, then the data.
-    static func part(_ bytes: ArraySlice<UInt8>) throws(APIError) -> MultipartPart {
+    static func part(_ bytes: ArraySlice<UInt8>) throws(RequestError) -> MultipartPart {
         let data = Array(bytes)
         let headerEnd: Int
         let bodyStart: Int

@@ -41,12 +41,17 @@ public final class ServingAPI: Sendable {
 
     public enum Access: Sendable { case open, inference, admin }
 
-    /// Registers `body` for `method` and `pattern` behind `endpoint` (auth, error mapping, metrics),
-    /// so each route's method and path are written once. `maxBodyBytes` makes it a streaming route.
+    /// The routes' OpenAPI description, filled in as routes register.
+    public let document = OpenAPIDocument()
+
+    /// Registers `body` for `method` and `pattern` behind `endpoint` (auth, error mapping, metrics)
+    /// and describes it in the OpenAPI document, so each route's method and path are written once.
+    /// `maxBodyBytes` makes it a streaming route.
     func route(
         _ router: inout Router, _ method: String, _ pattern: String, access: Access, maxBodyBytes: Int? = nil,
-        _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse
+        _ operation: APIOperation, _ body: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse
     ) {
+        document.add(method, pattern, access: access, operation)
         let handler = endpoint(method, pattern, access: access, body)
         if let maxBodyBytes {
             router.addStreaming(method, pattern, maxBodyBytes: maxBodyBytes, handler)
@@ -69,11 +74,13 @@ public final class ServingAPI: Sendable {
                 case .admin: if let e = tokens.check(request, scope: .admin) { throw e }
                 }
                 response = try await body(request)
-            } catch let error as APIError {
-                response = error.response
             } catch {
-                logger.error("handler failed", metadata: ["request_id": "\(request.requestID)", "error": "\(error)"])
-                response = APIError(500, "internal", "internal error (request \(request.requestID))").response
+                if let mapped = APIError(mapping: error) {
+                    response = mapped.response
+                } else {
+                    logger.error("handler failed", metadata: ["request_id": "\(request.requestID)", "error": "\(error)"])
+                    response = APIError(500, .internal, "internal error (request \(request.requestID))").response
+                }
             }
             response.headers.set("X-Request-Id", request.requestID)
             metrics.request(route: route, method: method, status: response.status, seconds: (ContinuousClock.now - start).seconds)
@@ -82,38 +89,64 @@ public final class ServingAPI: Sendable {
     }
 
     public func register(on router: inout Router) {
-        route(&router, "GET", "/healthz", access: .open) { _ in .json(200, ["status": "ok"] as JSONValue) }
-        route(&router, "GET", "/readyz", access: .open) { [self] _ in readiness() }
-        route(&router, "GET", "/metrics", access: .open) { [self] _ in
+        route(&router, "GET", "/healthz", access: .open, .json("Liveness", Health.self, description: "The process runs")) { _ in
+            .json(200, Health())
+        }
+        route(
+            &router, "GET", "/readyz", access: .open,
+            .json(
+                "Readiness: 200 once the startup warm-up is done and at least one model serves its default version; models whose default version failed are listed under problems",
+                Readiness.self, description: "Ready", errors: [503])
+        ) { [self] _ in readiness() }
+        route(
+            &router, "GET", "/metrics", access: .open,
+            APIOperation(summary: "Prometheus metrics", content: .text("text/plain"), description: "Text exposition format")
+        ) { [self] _ in
             var r = HTTPResponse(status: 200, body: metrics.exposition())
             r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             return r
         }
-        route(&router, "GET", "/openapi.json", access: .open) { _ in
-            var r = HTTPResponse(status: 200, body: Array(OpenAPIDocument.json.utf8))
-            r.headers.set("Content-Type", "application/json")
-            return r
+        route(
+            &router, "GET", "/openapi.json", access: .open,
+            APIOperation(summary: "This document", content: .json(["type": "object"]), description: "OpenAPI 3.1")
+        ) { [self] _ in
+            .json(200, document.json)
         }
-        route(&router, "GET", "/v1/models", access: .inference) { [self] _ in
-            .json(200, ["models": .array(store.snapshot.keys.sorted().compactMap { modelSummary($0) })] as JSONValue)
+        route(&router, "GET", "/v1/models", access: .inference, .json("List models", ModelList.self)) { [self] _ in
+            .json(200, ModelList(models: store.snapshot.keys.sorted().compactMap { modelSummary($0) }))
         }
-        route(&router, "GET", "/v1/models/{name}", access: .inference) { [self] req in
-            guard let detail = modelDetail(req.pathParameters["name"] ?? "") else {
-                throw APIError.notFound("model '\(req.pathParameters["name"] ?? "")' does not exist")
-            }
+        route(&router, "GET", "/v1/models/{name}", access: .inference, .json("Describe a model", ModelDetail.self)) { [self] req in
+            let name = req.pathParameters["name"] ?? ""
+            guard let detail = modelDetail(name) else { throw ModelStore.StoreError.unknownModel(name) }
             return .json(200, detail)
         }
-        route(&router, "GET", "/v1/models/{name}/versions", access: .inference) { [self] req in
+        route(&router, "GET", "/v1/models/{name}/versions", access: .inference, .json("List a model's versions", VersionList.self)) {
+            [self] req in
             let name = req.pathParameters["name"] ?? ""
-            guard store.entry(name) != nil else { throw APIError.notFound("model '\(name)' does not exist") }
-            return .json(200, ["model": .string(name), "versions": versionList(name)] as JSONValue)
+            guard store.entry(name) != nil else { throw ModelStore.StoreError.unknownModel(name) }
+            return .json(200, VersionList(model: name, versions: versionList(name)))
         }
-        route(&router, "PUT", "/v1/models/{name}/default", access: .admin) { [self] req in
+        route(
+            &router, "PUT", "/v1/models/{name}/default", access: .admin,
+            .json(
+                "Set the default version (pin or roll back)", ModelDetail.self, description: "Updated model",
+                body: .json(JSONSchema.of(SetDefaultRequest.self)), errors: [409])
+        ) { [self] req in
             try await setDefault(req)
         }
+        let classifyQuery = ClassifyParameters.queryParameters
+        let classifyErrors = [413, 415, 429, 503, 504]
         let classifyHandler: @Sendable (HTTPRequest) async throws -> HTTPResponse = { [self] req in try await classify(req) }
-        route(&router, "POST", "/v1/models/{name}/classify", access: .inference, classifyHandler)
-        route(&router, "POST", "/v1/models/{name}/versions/{version}/classify", access: .inference, classifyHandler)
+        route(
+            &router, "POST", "/v1/models/{name}/classify", access: .inference,
+            .json(
+                "Classify images with the default version", ClassifyResponse.self, description: "Predictions", body: .images,
+                query: classifyQuery, headers: ["X-Model-Version"], errors: classifyErrors), classifyHandler)
+        route(
+            &router, "POST", "/v1/models/{name}/versions/{version}/classify", access: .inference,
+            .json(
+                "Classify images with a given version", ClassifyResponse.self, description: "Predictions", body: .images,
+                query: classifyQuery, headers: ["X-Model-Version"], errors: classifyErrors), classifyHandler)
     }
 
     // MARK: readiness and model descriptions
@@ -123,7 +156,7 @@ public final class ServingAPI: Sendable {
     func warm(_ version: ModelStore.Version) async throws {
         let spec = version.model.description.inputSpec
         let job = InferenceScheduler.Job(input: [Float](repeating: 0, count: spec.count), seed: 0, trace: false, deadline: nil)
-        _ = try await scheduler.submit(job, version: version, timesteps: version.model.description.snn!.defaultTimesteps)
+        _ = try await scheduler.submit(job, version: version, timesteps: version.snn.defaultTimesteps)
         store.markWarmed(version.name, version: version.number)
     }
 
@@ -143,104 +176,77 @@ public final class ServingAPI: Sendable {
     /// others serve: a replica with one broken model still serves the rest. Pinning a good version
     /// (`PUT …/default`) makes that model ready again.
     func readiness() -> HTTPResponse {
-        var states: [(String, JSONValue)] = []
-        var problems: [(String, JSONValue)] = []
-        var anyReady = false, anyLoading = false
-        for (name, entry) in store.snapshot.sorted(by: { $0.key < $1.key }) {
-            let s = state(entry)
-            anyReady = anyReady || s == "ready"
-            anyLoading = anyLoading || s == "loading"
-            states.append((name, .string(s)))
+        var states: [String: String] = [:]
+        var problems: [String: String] = [:]
+        for (name, entry) in store.snapshot {
+            states[name] = state(entry)
             if let reason = entry.defaultFailure, let v = entry.defaultVersion {
-                problems.append((name, .string("default version \(v) failed to load: \(reason)")))
-            } else if s == "no_default_version" {
-                problems.append((name, .string("no version loaded")))
+                problems[name] = "default version \(v) failed to load: \(reason)"
+            } else if states[name] == "no_default_version" {
+                problems[name] = "no version loaded"
             }
         }
-        let ready = anyReady && !anyLoading
-        var body: [(String, JSONValue)] = [("status", .string(ready ? "ready" : "not_ready")), ("models", .object(states))]
-        if !problems.isEmpty { body.append(("problems", .object(problems))) }
-        return .json(ready ? 200 : 503, JSONValue.object(body))
+        let ready = states.values.contains("ready") && !states.values.contains("loading")
+        let body = Readiness(status: ready ? "ready" : "not_ready", models: states, problems: problems.isEmpty ? nil : problems)
+        return .json(ready ? 200 : 503, body)
     }
 
-    func modelSummary(_ name: String) -> JSONValue? {
+    func modelSummary(_ name: String) -> ModelSummary? {
         guard let entry = store.entry(name) else { return nil }
         let version = try? store.resolve(name)
-        return [
-            "name": .string(name),
-            "default_version": .optional(entry.defaultVersion),
-            "versions": .array(entry.versions.keys.sorted().map { .int($0) }),
-            "architecture": .optional(version?.model.description.architecture),
-            "default_timesteps": .optional(version?.model.description.snn?.defaultTimesteps),
-            "ready": .bool(version != nil && state(entry) == "ready"),
-        ]
+        return ModelSummary(
+            name: name, defaultVersion: entry.defaultVersion, versions: entry.versions.keys.sorted(),
+            architecture: version?.model.description.architecture, defaultTimesteps: version?.snn.defaultTimesteps,
+            ready: version != nil && state(entry) == "ready")
     }
 
-    func modelDetail(_ name: String) -> JSONValue? {
+    func modelDetail(_ name: String) -> ModelDetail? {
         guard let entry = store.entry(name) else { return nil }
-        guard let version = try? store.resolve(name) else {
-            return ["name": .string(name), "default_version": .optional(entry.defaultVersion), "versions": versionList(name), "ready": false]
-        }
+        var detail = ModelDetail(name: name, defaultVersion: entry.defaultVersion, versions: versionList(name), ready: false)
+        guard let version = try? store.resolve(name) else { return detail }
         let d = version.model.description
-        let snn = d.snn!
-        return [
-            "name": .string(name),
-            "architecture": .string(d.architecture),
-            "input": [
-                "channels": .int(d.input.channels), "height": .int(d.input.height), "width": .int(d.input.width),
-                "mean": .numbers(d.input.mean), "std": .numbers(d.input.std),
-            ],
-            "labels": .array(d.labels.map { .string($0) }),
-            "default_timesteps": .int(snn.defaultTimesteps),
-            "max_timesteps": .int(snn.maxTimesteps),
-            "encoding": .string(snn.encoding.rawValue),
-            "leak": .double(Double(snn.leak)),
-            "thresholds": .numbers(snn.thresholds),
-            "default_version": .optional(entry.defaultVersion),
-            "versions": versionList(name),
-            "accuracies": .object(d.provenance.accuracies.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }),
-            "ready": .bool(state(entry) == "ready"),
-        ]
+        let snn = version.snn
+        detail.architecture = d.architecture
+        detail.input = d.input
+        detail.labels = d.labels
+        detail.defaultTimesteps = snn.defaultTimesteps
+        detail.maxTimesteps = snn.maxTimesteps
+        detail.encoding = snn.encoding
+        detail.leak = Double(snn.leak)
+        detail.thresholds = snn.thresholds.map(Double.init)
+        detail.accuracies = d.provenance.accuracies
+        detail.ready = state(entry) == "ready"
+        return detail
     }
 
-    func versionList(_ name: String) -> JSONValue {
+    func versionList(_ name: String) -> [VersionInfo] {
         guard let entry = store.entry(name) else { return [] }
-        return .array(
-            entry.versions.keys.sorted().map { n in
-                var fields: [(String, JSONValue)] = [("version", .int(n)), ("default", .bool(n == entry.defaultVersion))]
-                switch entry.versions[n]! {
-                case .ready(let v):
-                    fields.append(("state", "ready"))
-                    fields.append(("created_at", .optional(v.model.description.provenance.createdAt)))
-                    fields.append(("base_model", .optional(v.model.description.provenance.baseModel)))
-                    fields.append(
-                        (
-                            "accuracies",
-                            .object(
-                                v.model.description.provenance.accuracies.sorted { $0.key < $1.key }
-                                    .map { ($0.key, .double($0.value)) })
-                        ))
-                case .failed(let reason):
-                    fields.append(("state", "failed"))
-                    fields.append(("error", .string(reason)))
-                }
-                return .object(fields)
-            })
+        return entry.versions.sorted { $0.key < $1.key }.map { n, state in
+            var info = VersionInfo(version: n, default: n == entry.defaultVersion, state: .ready)
+            switch state {
+            case .ready(let v):
+                let provenance = v.model.description.provenance
+                info.createdAt = provenance.createdAt
+                info.baseModel = provenance.baseModel
+                info.accuracies = provenance.accuracies
+            case .failed(let reason):
+                info.state = .failed
+                info.error = reason
+            }
+            return info
+        }
     }
 
     func setDefault(_ req: HTTPRequest) async throws -> HTTPResponse {
         let name = req.pathParameters["name"] ?? ""
-        let object = try JSONValue.parseObject(req.body)
-        guard let v = JSONField.int(object["version"]), v >= 1 else {
-            throw APIError.badRequest("body needs {\"version\": N}", code: "invalid_parameter")
-        }
+        let v = try JSONBody.decode(SetDefaultRequest.self, from: req.body).version
+        guard v >= 1 else { throw RequestError.invalidParameter("'version' must be an integer ≥ 1") }
         do {
             try store.setDefault(name, version: v)
         } catch {
             switch error {
-            case .unknownModel: throw APIError.notFound(error.description)
-            case .unknownVersion, .brokenVersion: throw APIError.conflict(error.description)
-            case .io: throw APIError(500, "internal", error.description)
+            case .unknownVersion, .brokenVersion: throw RequestError.conflict(error.description)
+            case .unknownModel, .io: throw error
             }
         }
         // Warm the new default before answering, so the model is ready when the PUT returns (a
@@ -248,7 +254,8 @@ public final class ServingAPI: Sendable {
         if let version = try? store.resolve(name, version: v) { try? await warm(version) }
         publishVersionMetrics(name)
         logger.info("default version changed", metadata: ["model": "\(name)", "version": "\(v)"])
-        return .json(200, modelDetail(name)!)
+        guard let detail = modelDetail(name) else { throw ModelStore.StoreError.unknownModel(name) }
+        return .json(200, detail)
     }
 
     public func publishVersionMetrics(_ name: String) {
@@ -265,30 +272,22 @@ public final class ServingAPI: Sendable {
         let name = req.pathParameters["name"] ?? ""
         var versionNumber: Int? = nil
         if let v = req.pathParameters["version"] {
-            guard let n = Int(v), n > 0 else { throw APIError.notFound("version '\(v)' is not a positive integer") }
+            guard let n = Int(v), n > 0 else { throw RequestError.notFound("version '\(v)' is not a positive integer") }
             versionNumber = n
         }
-        let version: ModelStore.Version
-        do { version = try store.resolve(name, version: versionNumber) } catch {
-            switch error {
-            case .unknownModel, .unknownVersion: throw APIError.notFound(error.description)
-            case .brokenVersion: throw APIError(503, "version_unavailable", error.description)
-            case .io: throw APIError(500, "internal", error.description)
-            }
-        }
-        if versionNumber == nil, let entry = store.entry(name), state(entry) == "loading" {
-            throw APIError(503, "not_ready", "model '\(name)' is still loading", headers: [("Retry-After", "1")])
-        }
-        let params = try ClassifyRequest.parse(req)
+        let version = try store.resolve(name, version: versionNumber)
+        if versionNumber == nil, let entry = store.entry(name), state(entry) == "loading" { throw ClassifyError.notReady(name) }
+        let request = try ClassifyRequest.parse(req)
+        let params = request.parameters
         let d = version.model.description
-        let snn = d.snn!
+        let snn = version.snn
         let t = params.timesteps ?? snn.defaultTimesteps
         guard t <= snn.maxTimesteps else {
-            throw APIError.badRequest("parameter 'timesteps' is \(t), above this model's maximum of \(snn.maxTimesteps)", code: "invalid_parameter")
+            throw RequestError.invalidParameter("parameter 'timesteps' is \(t), above this model's maximum of \(snn.maxTimesteps)")
         }
         let topK = min(params.topK ?? 5, d.labels.count)
-        guard params.images.count <= configuration.maxImagesPerRequest else {
-            throw APIError(413, "too_many_images", "\(params.images.count) images in one request; the limit is \(configuration.maxImagesPerRequest)")
+        guard request.images.count <= configuration.maxImagesPerRequest else {
+            throw ClassifyError.tooManyImages(count: request.images.count, limit: configuration.maxImagesPerRequest)
         }
         let deadline = params.deadlineMs.map { started + .milliseconds($0) }
         // Decode every image first: a bad one fails the request before any compute is queued.
@@ -296,36 +295,24 @@ public final class ServingAPI: Sendable {
         var inputs: [[Float]] = []
         var decodeSeconds: [Double] = []
         let maxPixels = configuration.maxImagePixels
-        for (i, bytes) in params.images.enumerated() {
+        for (i, bytes) in request.images.enumerated() {
             let t0 = ContinuousClock.now
-            let decoded: Result<[Float], ImageDecodingError>
+            let which = request.images.count > 1 ? "image \(i + 1): " : ""
             let pixels = ImageHeader.pixelCount(bytes)
             if let pixels, pixels > maxPixels {
-                let which = params.images.count > 1 ? "image \(i + 1): " : ""
-                throw APIError.badRequest(
-                    "\(which)the image declares \(pixels) pixels, above the limit of \(maxPixels)", code: "invalid_image")
+                throw ClassifyError.invalidImage("\(which)the image declares \(pixels) pixels, above the limit of \(maxPixels)")
             }
-            do {
-                decoded = try await decoder.run(pixels: pixels) {
-                    Result { () throws(ImageDecodingError) -> [Float] in
-                        let image = try ImageDecoder.decode(bytes, grayscale: spec.channels == 1, maxPixels: maxPixels).prepared(for: spec)
-                        var floats = [Float](repeating: 0, count: spec.count)
-                        floats.withUnsafeMutableBufferPointer { image.normalized(spec, into: $0.baseAddress!) }
-                        return floats
-                    }
+            let decoded = try await decoder.run(pixels: pixels) {
+                Result { () throws(ImageDecodingError) -> [Float] in
+                    let image = try ImageDecoder.decode(bytes, grayscale: spec.channels == 1, maxPixels: maxPixels).prepared(for: spec)
+                    var floats = [Float](repeating: 0, count: spec.count)
+                    floats.withUnsafeMutableBufferPointer { image.normalized(spec, into: $0.baseAddress!) }
+                    return floats
                 }
-            } catch let DecodePool.Failure.busy(pixels, limit) {
-                throw APIError(
-                    503, "decode_busy", "decoding \(pixels) more pixels would exceed \(limit) in flight; retry shortly",
-                    headers: [("Retry-After", "1")])
-            } catch DecodePool.Failure.stopped {
-                throw APIError(503, "shutting_down", "the server is shutting down")
             }
             switch decoded {
             case .success(let floats): inputs.append(floats)
-            case .failure(let error):
-                let which = params.images.count > 1 ? "image \(i + 1): " : ""
-                throw APIError.badRequest("\(which)\(error.message)", code: "invalid_image")
+            case .failure(let error): throw ClassifyError.invalidImage("\(which)\(error.message)")
             }
             decodeSeconds.append((ContinuousClock.now - t0).seconds)
         }
@@ -334,76 +321,52 @@ public final class ServingAPI: Sendable {
         do {
             outcomes = try await withThrowingTaskGroup(of: (Int, InferenceScheduler.Outcome).self) { group in
                 for (i, input) in inputs.enumerated() {
-                    let job = InferenceScheduler.Job(input: input, seed: baseSeed &+ UInt64(i), trace: params.trace, deadline: deadline)
+                    let job = InferenceScheduler.Job(input: input, seed: baseSeed &+ UInt64(i), trace: request.trace, deadline: deadline)
                     group.addTask { (i, try await self.scheduler.submit(job, version: version, timesteps: t)) }
                 }
                 var results = [InferenceScheduler.Outcome?](repeating: nil, count: inputs.count)
                 for try await (i, o) in group { results[i] = o }
                 return results.map { $0! }
             }
-        } catch let failure as InferenceScheduler.Failure {
-            switch failure {
-            case .queueFull(let limit):
-                throw APIError(429, "queue_full", "the inference queue is full (\(limit) images); retry shortly", headers: [("Retry-After", "1")])
-            case .deadlineExceeded:
-                throw APIError(504, "deadline_exceeded", "the request did not finish within deadline_ms=\(params.deadlineMs ?? 0)")
-            case .shuttingDown:
-                throw APIError(503, "shutting_down", "the server is shutting down")
-            case .cancelled:
-                throw APIError(503, "cancelled", "the request was cancelled before its images were computed")
-            }
+        } catch InferenceScheduler.Failure.deadlineExceeded {
+            throw ClassifyError.deadlineExceeded(milliseconds: params.deadlineMs ?? 0)
         }
-        var results: [JSONValue] = []
-        for (i, o) in outcomes.enumerated() {
+        let results = outcomes.enumerated().map { i, o in
             metrics.queueWait(seconds: o.queueSeconds)
-            // No top-k claim when the potentials decided nothing (e.g. too few time steps).
-            let order = o.decided ? Array(o.scores.indices.sorted { o.scores[$0] > o.scores[$1] }.prefix(topK)) : []
-            var fields: [(String, JSONValue)] = [
-                ("decided", .bool(o.decided)),
-                ("predictions", .array(order.map { ["label": .string(d.labels[$0]), "index": .int($0), "score": .double(Double(o.scores[$0]))] })),
-                ("timesteps_used", .int(t)),
-                ("spike_count", .int(o.spikes)),
-                ("synaptic_ops", .int(o.synapticOps)),
-                ("spike_rates", .array(zip(o.layerSpikes, o.layerNeurons).map { .double(Double($0) / Double(max(1, $1 * t))) })),
-                (
-                    "timings_ms",
-                    [
-                        "decode": .double(decodeSeconds[i] * 1e3), "queue": .double(o.queueSeconds * 1e3),
-                        "compute": .double(o.computeSeconds * 1e3), "batch_size": .int(o.batchSize),
-                    ]
-                ),
-            ]
-            if let trace = o.trace {
-                fields.append(
-                    (
-                        "trace",
-                        .array(
-                            trace.enumerated().map { step, potentials in
-                                let scores = softmax(potentials.map { $0 / Float(step + 1) })
-                                // As for the result: no label while the top potential is shared.
-                                let top = potentials.max() ?? 0
-                                let leaders = potentials.indices.filter { potentials[$0] == top }
-                                guard leaders.count == 1, let best = leaders.first else {
-                                    return ["step": .int(step + 1), "decided": .bool(false), "scores": .numbers(scores)]
-                                }
-                                return [
-                                    "step": .int(step + 1), "decided": .bool(true), "index": .int(best),
-                                    "label": .string(d.labels[best]), "scores": .numbers(scores),
-                                ]
-                            })
-                    ))
-            }
-            results.append(.object(fields))
+            return result(o, labels: d.labels, timesteps: t, topK: topK, decodeSeconds: decodeSeconds[i])
         }
-        var response = HTTPResponse.json(
-            200,
-            [
-                "model": .string(name), "model_version": .int(version.number), "request_id": .string(req.requestID),
-                "timesteps": .int(t), "seed": .string(String(baseSeed)), "results": .array(results),
-                "timings_ms": ["total": .double((ContinuousClock.now - started).seconds * 1e3)],
-            ] as JSONValue)
+        let body = ClassifyResponse(
+            model: name, modelVersion: version.number, requestID: req.requestID, timesteps: t, seed: String(baseSeed),
+            results: results, timingsMs: .init(total: (ContinuousClock.now - started).seconds * 1e3))
+        var response = HTTPResponse.json(200, body)
         response.headers.set("X-Model-Version", String(version.number))
         return response
+    }
+
+    /// One image's answer: top-k labels (none when the potentials decided nothing, e.g. too few
+    /// time steps), spike counts and rates, timings, and the per-step trace when asked for.
+    func result(_ o: InferenceScheduler.Outcome, labels: [String], timesteps t: Int, topK: Int, decodeSeconds: Double) -> ClassifyResult {
+        let order = o.decided ? Array(o.scores.indices.sorted { o.scores[$0] > o.scores[$1] }.prefix(topK)) : []
+        let trace = o.trace.map { steps in
+            steps.enumerated().map { step, potentials in
+                let scores = softmax(potentials.map { $0 / Float(step + 1) }).map(Double.init)
+                // As for the result: no label while the top potential is shared.
+                let top = potentials.max() ?? 0
+                let leaders = potentials.indices.filter { potentials[$0] == top }
+                guard leaders.count == 1, let best = leaders.first else {
+                    return ClassifyResult.TraceStep(step: step + 1, decided: false, scores: scores)
+                }
+                return ClassifyResult.TraceStep(step: step + 1, decided: true, index: best, label: labels[best], scores: scores)
+            }
+        }
+        return ClassifyResult(
+            decided: o.decided,
+            predictions: order.map { .init(label: labels[$0], index: $0, score: Double(o.scores[$0])) },
+            timestepsUsed: t, spikeCount: o.spikes, synapticOps: o.synapticOps,
+            spikeRates: zip(o.layerSpikes, o.layerNeurons).map { Double($0) / Double(max(1, $1 * t)) },
+            timingsMs: .init(
+                decode: decodeSeconds * 1e3, queue: o.queueSeconds * 1e3, compute: o.computeSeconds * 1e3, batchSize: o.batchSize),
+            trace: trace)
     }
 }
 

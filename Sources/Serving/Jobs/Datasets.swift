@@ -18,12 +18,29 @@ public struct DatasetLimits: Sendable {
     public init() {}
 }
 
+/// Why an archive or dataset was refused.
+public enum DatasetError: Error, Sendable {
+    case emptyArchive
+    /// Corrupt, or holds entries that are not plain files and folders, or escapes its root.
+    case invalidArchive(String)
+    /// Not an ImageFolder, classes differ from the model's labels, or an image does not decode.
+    case invalidDataset(String)
+    /// A data reference (dataset id or path) that does not resolve, or resolves outside the root.
+    case reference(String)
+    /// Expands beyond `DatasetLimits`.
+    case tooLarge(String)
+    /// Would leave less than the reserved free space.
+    case noSpace(String)
+    /// The state directory could not be written.
+    case storage(String)
+}
+
 /// Training data given as archives: extraction (libarchive, in process: plain files and folders only,
 /// no path escaping, within `DatasetLimits`) and locating the ImageFolder root inside it.
 public enum Datasets {
     /// Extracts `archive` into a directory under `base` named after its path and modification
     /// time, once; later calls reuse it.
-    static func extractOnce(archive: String, into base: String, limits: DatasetLimits) throws(APIError) -> String {
+    static func extractOnce(archive: String, into base: String, limits: DatasetLimits) throws(DatasetError) -> String {
         let mtime = ((try? FileManager.default.attributesOfItem(atPath: archive))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         var hasher = Hasher()
         hasher.combine(archive)
@@ -37,10 +54,10 @@ public enum Datasets {
     /// Extracts a tar or tar.gz into `target` atomically (a temporary sibling renamed into place),
     /// in process with libarchive: plain files and folders only, no path escaping the target, and
     /// within `limits`, stopping at the first excess and removing what was written.
-    static func extract(archive: String, to target: String, limits: DatasetLimits) throws(APIError) {
+    static func extract(archive: String, to target: String, limits: DatasetLimits) throws(DatasetError) {
         let tmp = target + ".tmp-\(UUID().uuidString.prefix(8))"
         do { try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true) } catch {
-            throw APIError(500, "internal", "cannot create \(tmp)")
+            throw .storage("cannot create \(tmp)")
         }
         var result = sn_extract_result()
         var message = [CChar](repeating: 0, count: 400)
@@ -52,15 +69,15 @@ public enum Datasets {
             try? FileManager.default.removeItem(atPath: tmp)
             let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             switch status {
-            case Int32(SN_EXTRACT_CORRUPT), Int32(SN_EXTRACT_FORBIDDEN): throw .badRequest(reason, code: "invalid_archive")
-            case Int32(SN_EXTRACT_LIMIT): throw APIError(413, "archive_too_large", reason)
-            case Int32(SN_EXTRACT_NO_SPACE): throw APIError(507, "insufficient_storage", reason)
-            default: throw APIError(500, "internal", reason)
+            case Int32(SN_EXTRACT_CORRUPT), Int32(SN_EXTRACT_FORBIDDEN): throw .invalidArchive(reason)
+            case Int32(SN_EXTRACT_LIMIT): throw .tooLarge(reason)
+            case Int32(SN_EXTRACT_NO_SPACE): throw .noSpace(reason)
+            default: throw .storage(reason)
             }
         }
         if rename(tmp, target) != 0 {
             try? FileManager.default.removeItem(atPath: tmp)
-            if !FileManager.default.fileExists(atPath: target) { throw APIError(500, "internal", "cannot move the extracted data into place") }
+            if !FileManager.default.fileExists(atPath: target) { throw .storage("cannot move the extracted data into place") }
         }
     }
 
@@ -86,24 +103,20 @@ public enum Datasets {
         "ds_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
     }
 
-    static func emptyBody() -> APIError {
-        .badRequest("empty body: send a .tar or .tar.gz of an ImageFolder", code: "invalid_archive")
-    }
-
     /// Stores an uploaded archive as dataset `ds_…`, extracts it and validates it: class folders,
     /// every image decodable, and — when a model is named — classes equal to the model's labels.
     static func upload(
         _ body: [UInt8], stateDirectory: String, model: ModelStore.Version?,
         limits: DatasetLimits
-    ) throws(APIError) -> [String: JSONValue] {
-        guard body.count > 4 else { throw emptyBody() }
+    ) throws(DatasetError) -> DatasetInfo {
+        guard body.count > 4 else { throw DatasetError.emptyArchive }
         let id = newDatasetID()
         let dir = stateDirectory + "/datasets"
         let archive = dir + "/" + id + (body[0] == 0x1F && body[1] == 0x8B ? ".tar.gz" : ".tar")
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try writeDurably(Data(body), to: URL(fileURLWithPath: archive))
-        } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+        } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
         return try ingest(archive: archive, id: id, bytes: body.count, stateDirectory: stateDirectory, model: model, limits: limits)
     }
 
@@ -119,19 +132,19 @@ public enum Datasets {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
-        } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+        } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
         var bytes = 0
         var magic: [UInt8] = []
         do {
             for try await chunk in stream {
                 if magic.count < 2 { magic += chunk.prefix(2 - magic.count) }
-                do { try handle.write(contentsOf: chunk) } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+                do { try handle.write(contentsOf: chunk) } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
                 bytes += chunk.count
             }
             do {
                 try handle.synchronize()
                 try handle.close()
-            } catch { throw APIError(500, "internal", "cannot store the upload: \(error)") }
+            } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
         } catch {
             try? handle.close()
             try? FileManager.default.removeItem(atPath: partial)
@@ -139,12 +152,12 @@ public enum Datasets {
         }
         guard bytes > 4 else {
             try? FileManager.default.removeItem(atPath: partial)
-            throw emptyBody()
+            throw DatasetError.emptyArchive
         }
         let archive = dir + "/" + id + (magic == [0x1F, 0x8B] ? ".tar.gz" : ".tar")
         guard rename(partial, archive) == 0 else {
             try? FileManager.default.removeItem(atPath: partial)
-            throw APIError(500, "internal", "cannot store the upload")
+            throw DatasetError.storage("cannot store the upload")
         }
         return (id, archive, bytes)
     }
@@ -153,7 +166,7 @@ public enum Datasets {
     static func ingest(
         archive: String, id: String, bytes: Int, stateDirectory: String, model: ModelStore.Version?,
         limits: DatasetLimits
-    ) throws(APIError) -> [String: JSONValue] {
+    ) throws(DatasetError) -> DatasetInfo {
         let dir = stateDirectory + "/datasets"
         defer { try? FileManager.default.removeItem(atPath: archive) }
         let staging = dir + "/." + id
@@ -161,26 +174,23 @@ public enum Datasets {
         let folder: ImageFolder
         do { folder = try ImageFolder(root: imageFolderRoot(staging)) } catch {
             try? FileManager.default.removeItem(atPath: staging)
-            throw .badRequest("not an ImageFolder: \(error)", code: "invalid_dataset")
+            throw .invalidDataset("not an ImageFolder: \(error)")
         }
         if let model {
             guard folder.classes == model.model.description.labels else {
                 try? FileManager.default.removeItem(atPath: staging)
-                throw .badRequest(
-                    "classes \(folder.classes) do not match model \(model.name)'s labels \(model.model.description.labels)", code: "invalid_dataset")
+                throw .invalidDataset(
+                    "classes \(folder.classes) do not match model \(model.name)'s labels \(model.model.description.labels)")
             }
         }
         let spec = model?.model.description.inputSpec ?? InputSpec(channels: 1, height: 8, width: 8, mean: [0], std: [1])
         do { _ = try ImageSet.load(folder, spec: spec) } catch {
             try? FileManager.default.removeItem(atPath: staging)
-            throw .badRequest("undecodable image: \(error)", code: "invalid_dataset")
+            throw .invalidDataset("undecodable image: \(error)")
         }
         // Publish: the dataset id becomes usable only once validated.
         let final = dir + "/" + id
-        if rename(staging, final) != 0 { throw APIError(500, "internal", "cannot publish the dataset") }
-        return [
-            "id": .string(id), "object": "dataset", "classes": .array(folder.classes.map { .string($0) }),
-            "images": .int(folder.samples.count), "bytes": .int(bytes), "created_at": .int(unixNow()),
-        ]
+        if rename(staging, final) != 0 { throw DatasetError.storage("cannot publish the dataset") }
+        return DatasetInfo(id: id, classes: folder.classes, images: folder.samples.count, bytes: bytes, createdAt: unixNow())
     }
 }

@@ -3,7 +3,7 @@ import SNN
 
 /// A fine-tuning job as stored and as answered by the API (OpenAI's fine-tuning job shape).
 public struct JobRecord: Codable, Sendable {
-    public enum Status: String, Codable, Sendable {
+    public enum Status: String, Codable, Sendable, CaseIterable {
         case validatingFiles = "validating_files", queued, running, cancelling, succeeded, failed, cancelled
         public var isTerminal: Bool { self == .succeeded || self == .failed || self == .cancelled }
     }

@@ -4,51 +4,73 @@ import HTTPServer
 extension ServingAPI {
     /// Fine-tuning job and dataset endpoints (admin scope).
     public func registerJobs(_ jobs: JobManager, on router: inout Router) {
-        route(&router, "POST", "/v1/fine_tuning/jobs", access: .admin) { req in
-            let job = try jobs.create(try JSONValue.parseObject(req.body))
+        let job = JSONSchema.of(JobRecord.self)
+        route(
+            &router, "POST", "/v1/fine_tuning/jobs", access: .admin,
+            .json(
+                "Start a fine-tuning job", JobRecord.self, status: 201, description: "Created",
+                body: .json(JSONSchema.of(FineTuneJobRequest.self)), headers: ["Location"], errors: [413, 429, 507])
+        ) { req in
+            let job = try jobs.create(try JSONBody.decode(FineTuneJobRequest.self, from: req.body))
             var r = HTTPResponse.json(201, job)
             r.headers.set("Location", "/v1/fine_tuning/jobs/\(job.id)")
             return r
         }
-        route(&router, "GET", "/v1/fine_tuning/jobs", access: .admin) { req in
+        route(
+            &router, "GET", "/v1/fine_tuning/jobs", access: .admin,
+            .json(
+                "List fine-tuning jobs", JobList.self, description: "Jobs, newest first",
+                query: [
+                    .init("status", JSONSchema.of(JobRecord.Status.self)), .init("limit", ["type": "integer", "minimum": 1]),
+                    .init("after", ["type": "string"], "The last job id of the previous page"),
+                ])
+        ) { req in
             var status: JobRecord.Status? = nil
             if let s = req.query["status"] {
-                guard let parsed = JobRecord.Status(rawValue: s) else {
-                    throw APIError.badRequest("unknown status '\(s)'", code: "invalid_parameter")
-                }
+                guard let parsed = JobRecord.Status(rawValue: s) else { throw RequestError.invalidParameter("unknown status '\(s)'") }
                 status = parsed
             }
-            let limit = try ClassifyRequest.integer(req.query["limit"], "limit", min: 1) ?? 20
+            let limit = try queryInteger(req.query["limit"], "limit", min: 1) ?? 20
             let page = jobs.list(status: status, limit: limit + 1, after: req.query["after"])
             return .json(200, JobList(data: Array(page.prefix(limit)), hasMore: page.count > limit))
         }
-        route(&router, "GET", "/v1/fine_tuning/jobs/{id}", access: .admin) { req in
-            guard let job = jobs.job(req.pathParameters["id"] ?? "") else {
-                throw APIError.notFound("job \(req.pathParameters["id"] ?? "") does not exist")
-            }
+        route(&router, "GET", "/v1/fine_tuning/jobs/{id}", access: .admin, APIOperation(summary: "A fine-tuning job", content: .json(job))) {
+            req in
+            let id = req.pathParameters["id"] ?? ""
+            guard let job = jobs.job(id) else { throw JobError.unknownJob(id) }
             return .json(200, job)
         }
-        route(&router, "POST", "/v1/fine_tuning/jobs/{id}/cancel", access: .admin) { req in
+        route(
+            &router, "POST", "/v1/fine_tuning/jobs/{id}/cancel", access: .admin,
+            APIOperation(summary: "Cancel a job (takes effect within one batch)", content: .json(job), errors: [409])
+        ) { req in
             .json(200, try jobs.cancel(req.pathParameters["id"] ?? ""))
         }
-        route(&router, "POST", "/v1/fine_tuning/jobs/{id}/resume", access: .admin) { req in
+        route(
+            &router, "POST", "/v1/fine_tuning/jobs/{id}/resume", access: .admin,
+            APIOperation(summary: "Resume a failed, resumable job from its checkpoint", content: .json(job), errors: [409])
+        ) { req in
             .json(200, try jobs.resume(req.pathParameters["id"] ?? ""))
         }
-        route(&router, "GET", "/v1/fine_tuning/jobs/{id}/checkpoints", access: .admin) { req in
+        route(&router, "GET", "/v1/fine_tuning/jobs/{id}/checkpoints", access: .admin, .json("A job's checkpoints", CheckpointList.self)) {
+            req in
             let id = req.pathParameters["id"] ?? ""
-            guard jobs.job(id) != nil else { throw APIError.notFound("job \(id) does not exist") }
-            return .json(
-                200,
-                [
-                    "object": "list",
-                    "data": .array(jobs.checkpoints(id).map { c in .object(c.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }) }),
-                ] as JSONValue)
+            guard jobs.job(id) != nil else { throw JobError.unknownJob(id) }
+            return .json(200, CheckpointList(data: jobs.checkpoints(id)))
         }
-        route(&router, "GET", "/v1/fine_tuning/jobs/{id}/events", access: .admin) { req in
+        route(
+            &router, "GET", "/v1/fine_tuning/jobs/{id}/events", access: .admin,
+            APIOperation(
+                summary: "A job's events; with stream=true, Server-Sent Events until the job ends",
+                query: [
+                    .init("after", ["type": "integer", "minimum": 0]), .init("limit", ["type": "integer", "minimum": 1]),
+                    .init("stream", ["type": "boolean"]),
+                ], content: .jsonOrEventStream(JSONSchema.of(EventList.self)), description: "Events")
+        ) { req in
             let id = req.pathParameters["id"] ?? ""
-            guard jobs.job(id) != nil else { throw APIError.notFound("job \(id) does not exist") }
-            let after = try ClassifyRequest.integer(req.query["after"], "after", min: 0) ?? 0
-            let limit = try ClassifyRequest.integer(req.query["limit"], "limit", min: 1) ?? 100
+            guard jobs.job(id) != nil else { throw JobError.unknownJob(id) }
+            let after = try queryInteger(req.query["after"], "after", min: 0) ?? 0
+            let limit = try queryInteger(req.query["limit"], "limit", min: 1) ?? 100
             guard req.query["stream"] == "true" else {
                 let events = jobs.events(id, after: after, limit: limit)
                 return .json(200, EventList(data: events, hasMore: jobs.events(id, after: events.last?.id ?? after, limit: 1).count > 0))
@@ -73,50 +95,44 @@ extension ServingAPI {
         }
         // Streaming: the archive goes to disk as it arrives (up to 1 GiB, beyond the server's
         // buffered body limit); auth and the model are checked before any of it is read.
-        route(&router, "POST", "/v1/datasets", access: .admin, maxBodyBytes: 1 << 30) { [self] req in
+        route(
+            &router, "POST", "/v1/datasets", access: .admin, maxBodyBytes: 1 << 30,
+            .json(
+                "Upload an ImageFolder as .tar or .tar.gz", DatasetInfo.self, status: 201, description: "Dataset",
+                body: .binary("A tar or tar.gz archive (any Content-Type; the format is read from the bytes)"),
+                query: [.init("model", ["type": "string"], "Check the classes against this model's labels")], errors: [413, 507])
+        ) { [self] req in
             var model: ModelStore.Version? = nil
             if let name = req.query["model"] {
-                do { model = try store.resolve(name) } catch { throw APIError.badRequest("\(error)", code: "invalid_model") }
+                do { model = try store.resolve(name) } catch { throw JobError.invalidModel("\(error)") }
             }
             let state = jobs.configuration.stateDirectory
             let limits = jobs.configuration.datasetLimits
             let target = model
-            let result: [String: JSONValue]
+            let info: DatasetInfo
             if let stream = req.bodyStream {
                 let (id, archive, bytes) = try await Datasets.receive(stream, stateDirectory: state)
                 // Extraction and decoding are slow: off the cooperative pool.
-                result = try await withCheckedThrowingContinuation { c in
+                info = try await withCheckedThrowingContinuation { c in
                     DispatchQueue.global().async {
                         c.resume(
-                            with: Result { () throws(APIError) in
+                            with: Result { () throws(DatasetError) in
                                 try Datasets.ingest(archive: archive, id: id, bytes: bytes, stateDirectory: state, model: target, limits: limits)
                             })
                     }
                 }
             } else {
                 let body = req.body
-                result = try await withCheckedThrowingContinuation { c in
+                info = try await withCheckedThrowingContinuation { c in
                     DispatchQueue.global().async {
                         c.resume(
-                            with: Result { () throws(APIError) in try Datasets.upload(body, stateDirectory: state, model: target, limits: limits) })
+                            with: Result { () throws(DatasetError) in
+                                try Datasets.upload(body, stateDirectory: state, model: target, limits: limits)
+                            })
                     }
                 }
             }
-            return .json(201, JSONValue.object(result.sorted { $0.key < $1.key }))
+            return .json(201, info)
         }
     }
-}
-
-struct JobList: Encodable {
-    var object = "list"
-    var data: [JobRecord]
-    var hasMore: Bool
-    enum CodingKeys: String, CodingKey { case object, data, hasMore = "has_more" }
-}
-
-struct EventList: Encodable {
-    var object = "list"
-    var data: [JobEvent]
-    var hasMore: Bool
-    enum CodingKeys: String, CodingKey { case object, data, hasMore = "has_more" }
 }

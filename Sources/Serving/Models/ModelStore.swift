@@ -14,12 +14,15 @@ public final class ModelStore: Sendable {
         public let name: String
         public let number: Int
         public let model: Model
+        /// The model's SNN configuration; a version loads only if it has one.
+        public let snn: SNNConfig
         public let directory: String
         public let loadedAt: Date
-        init(name: String, number: Int, model: Model, directory: String) {
+        init(name: String, number: Int, model: Model, snn: SNNConfig, directory: String) {
             self.name = name
             self.number = number
             self.model = model
+            self.snn = snn
             self.directory = directory
             self.loadedAt = Date()
         }
@@ -93,8 +96,8 @@ public final class ModelStore: Sendable {
     static func load(name: String, number: Int, directory: String) -> VersionState {
         do {
             let model = try Model.load(from: directory)
-            guard model.description.snn != nil else { return .failed("version \(number) is not a converted SNN") }
-            return .ready(Version(name: name, number: number, model: model, directory: directory))
+            guard let snn = model.description.snn else { return .failed("version \(number) is not a converted SNN") }
+            return .ready(Version(name: name, number: number, model: model, snn: snn, directory: directory))
         } catch {
             return .failed("\(error)")
         }
@@ -131,6 +134,40 @@ public final class ModelStore: Sendable {
             throw .io("cannot record the default version: \(error)")
         }
         entries.withLock { $0[name]?.defaultVersion = number }
+    }
+
+    /// The number a newly published version of `name` gets: one above every directory on disk.
+    public func nextVersionNumber(_ name: String) -> Int {
+        (ModelDirectory.versionNumbers(in: root + "/" + name).max() ?? 0) + 1
+    }
+
+    /// Writes `model` as version `number` of `name` (staged, synced and renamed into place by
+    /// `Model.save`) unless that version is on disk already, then loads it beside the others.
+    /// Returns the loaded version, or the reason it failed to load.
+    public func publish(_ model: Model, as name: String, number: Int) throws(StoreError) -> VersionState {
+        let directory = root + "/\(name)/\(number)"
+        if !FileManager.default.fileExists(atPath: directory + "/" + Model.descriptionFile) {
+            var model = model
+            model.description.name = name
+            do { try model.save(to: directory) } catch { throw .io("cannot write version \(number) of '\(name)': \(error)") }
+        }
+        return addVersion(name, number: number)
+    }
+
+    /// Keeps the newest `keep` versions of `name` and its default; removes the older ones from
+    /// memory and disk. Returns the numbers removed.
+    @discardableResult
+    public func prune(_ name: String, keep: Int) -> [Int] {
+        guard let entry = entry(name) else { return [] }
+        let numbers = entry.versions.keys.sorted()
+        guard numbers.count > keep else { return [] }
+        var removed: [Int] = []
+        for n in numbers.dropLast(keep) where n != entry.defaultVersion {
+            removeVersion(name, number: n)
+            try? FileManager.default.removeItem(atPath: root + "/\(name)/\(n)")
+            removed.append(n)
+        }
+        return removed
     }
 
     /// Registers a version directory that has just been published (e.g. by a fine-tuning job).

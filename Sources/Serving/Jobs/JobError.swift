@@ -1,0 +1,15 @@
+/// Why a job command was refused.
+public enum JobError: Error, Sendable {
+    /// The request names something that cannot be trained (messages say what and why).
+    case invalid(String)
+    /// The model to fine-tune does not exist or does not load.
+    case invalidModel(String)
+    case unknownJob(String)
+    case notCancellable(String, JobRecord.Status)
+    case notResumable(String, JobRecord.Status)
+    /// `maxQueuedJobs` jobs are waiting already.
+    case queueFull(limit: Int)
+    /// The job record could not be persisted.
+    case storage(String)
+    case dataset(DatasetError)
+}
