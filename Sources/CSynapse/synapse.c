@@ -202,15 +202,23 @@ int64_t sn_count_nonzero(const float *x, int64_t n) {
 #define TILE 512
 static const float no_spikes[TILE];
 
+// The integrate-and-fire neuron (Rathi et al. 2020, eq. 3, reset by subtraction), the one place it is
+// written: u_t = leak·u_{t−1} + I_t − θ·o_{t−1}; o_t = [u_t > θ]. Every kernel, for inference and for
+// training, steps its neurons through this function; `u` holds the membrane potential between steps.
+static inline __attribute__((always_inline)) float if_neuron(float *restrict u, float current, float previous_spike,
+                                                           float theta, float leak) {
+#pragma clang fp contract(off)
+    const float v = leak * *u + current - theta * previous_spike;
+    *u = v;
+    return v > theta ? 1.0f : 0.0f;
+}
+
 // One step of a tile, in place (`cur`: current in, spikes out) or from a separate current `in`.
 // Restrict parameters (honoured through inlining) let the loop vectorise; `prev` is the previous
 // step's spikes (no_spikes before the first step).
 #define IF_STEP_BODY(IN, OUT)                                                 \
-    _Pragma("clang fp contract(off)")                                         \
     for (int64_t j = 0; j < len; j++) {                                       \
-        const float v = leak * u[j] + IN[j] - theta * prev[j];                \
-        const float o = v > theta ? 1.0f : 0.0f;                              \
-        u[j] = v;                                                             \
+        const float o = if_neuron(&u[j], IN[j], prev[j], theta, leak);        \
         OUT[j] = o;                                                           \
         fired[j] += o;                                                        \
     }
@@ -380,16 +388,13 @@ void sn_channels_last(const float *src, int64_t channels, int64_t frames, int64_
 // vectorise, the table read becoming a gather.
 static inline __attribute__((always_inline)) void stdb_record_step(
     int64_t len, int32_t now, const float *restrict in, float *restrict f, float *restrict s,
-    const float *restrict table, float theta, float leak, float *restrict u, float *restrict reset,
+    const float *restrict table, float theta, float leak, float *restrict u, float *restrict prev,
     int32_t *restrict last) {
-#pragma clang fp contract(off)
     for (int64_t j = 0; j < len; j++) {
-        const float v = leak * u[j] + in[j] - reset[j];
-        const float o = v > theta ? 1.0f : 0.0f;
+        const float o = if_neuron(&u[j], in[j], prev[j], theta, leak);
         s[j] = table[now - last[j]];  // Δt from the last spike strictly before this step
         last[j] = o > 0 ? now : last[j];
-        u[j] = v;
-        reset[j] = theta * o;
+        prev[j] = o;
         f[j] = o;
     }
 }
@@ -399,7 +404,7 @@ void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64
                               int64_t block, int64_t first, int64_t count, float theta, float leak, const float *table,
                               int32_t silent_age, float alpha, float *surrogate, float *membrane) {
 #pragma clang fp contract(off)
-    float u[TILE], reset[TILE];
+    float u[TILE], prev[TILE];  // membrane potential, o_{t−1}
     int32_t last[TILE];
     int64_t n = first;
     const int64_t end = first + count;
@@ -408,7 +413,7 @@ void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64
         int64_t len = end - n;
         if (len > block - j0) len = block - j0;
         if (len > TILE) len = TILE;
-        for (int64_t j = 0; j < len; j++) { u[j] = 0; reset[j] = 0; last[j] = -silent_age; }
+        for (int64_t j = 0; j < len; j++) { u[j] = 0; prev[j] = 0; last[j] = -silent_age; }
         for (int64_t t = 0; t < steps; t++) {
             const int64_t off = (g * steps + t) * block + j0;
             const float *restrict in = constant ? x + g * block + j0 : x + off;
@@ -416,15 +421,13 @@ void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64
             float *restrict s = surrogate + off;
             if (membrane) memcpy(membrane + off, u, (size_t)len * sizeof(float));
             if (table) {
-                stdb_record_step(len, (int32_t)t, in, f, s, table, theta, leak, u, reset, last);
+                stdb_record_step(len, (int32_t)t, in, f, s, table, theta, leak, u, prev, last);
             } else {
                 for (int64_t j = 0; j < len; j++) {
-                    const float v = leak * u[j] + in[j] - reset[j];
-                    const float o = v > theta ? 1.0f : 0.0f;
-                    const float d = 1.0f - fabsf(v / theta - 1.0f);
+                    const float o = if_neuron(&u[j], in[j], prev[j], theta, leak);
+                    const float d = 1.0f - fabsf(u[j] / theta - 1.0f);
                     s[j] = alpha * (d > 0 ? d : 0.0f);
-                    u[j] = v;
-                    reset[j] = theta * o;
+                    prev[j] = o;
                     f[j] = o;
                 }
             }

@@ -25,40 +25,34 @@ public struct ANNRunner: Sendable {
     }
 
     /// Forward pass over `layers`. With `tape` non-nil the pass runs in training mode (dropout on,
-    /// batch statistics, running averages updated in `tensors`) and records what backward needs.
+    /// batch statistics, running averages updated in `layers`) and records what backward needs.
     public mutating func forward(
-        _ layers: [LayerSpec], _ input: Tensor, tensors: inout [String: Tensor],
-        generator: inout SeededGenerator, tape: inout [TapeEntry]?
+        _ layers: inout [Layer], _ input: Tensor, generator: inout SeededGenerator, tape: inout [TapeEntry]?
     ) -> Tensor {
         var x = input
         let training = tape != nil
-        for layer in layers {
+        for i in layers.indices {
             var entry = TapeEntry.none
-            switch layer.type {
-            case .conv2d:
-                let name = layer.name!
-                let y = conv2d(
-                    x, weight: tensors["\(name).weight"]!, bias: tensors["\(name).bias"],
-                    geometry: layer.convGeometry, workspace: &workspace)
+            switch layers[i] {
+            case .convolution(let c):
                 entry = .conv(input: x)
-                x = y
-            case .linear:
-                let name = layer.name!
+                x = conv2d(x, weight: c.weight, bias: c.bias, geometry: c.geometry, workspace: &workspace)
+            case .linear(let l):
                 let flat = x.reshaped([x.shape[0], x.count / x.shape[0]])
                 entry = .linear(input: flat)
-                x = linear(flat, weight: tensors["\(name).weight"]!, bias: tensors["\(name).bias"])
-            case .relu:
+                x = linear(flat, weight: l.weight, bias: l.bias)
+            case .neuron:
                 x = relu(x)
                 entry = .relu(output: x)
-            case .avgpool:
+            case .averagePool(let p):
                 entry = .avgpool(inputShape: x.shape)
-                x = avgPool2d(x, kernel: layer.kernel!, stride: layer.stride ?? layer.kernel!)
-            case .maxpool:
-                let (y, argmax) = maxPool2d(x, kernel: layer.kernel!, stride: layer.stride ?? layer.kernel!)
+                x = avgPool2d(x, kernel: p.kernel, stride: p.stride)
+            case .maxPool(let p):
+                let (y, argmax) = maxPool2d(x, kernel: p.kernel, stride: p.stride)
                 entry = .maxpool(argmax: argmax, inputShape: x.shape)
                 x = y
-            case .dropout:
-                if training, let p = layer.p, p > 0 {
+            case .dropout(let p):
+                if training, p > 0 {
                     let mask = dropoutMask(count: x.count, probability: p, generator: &generator)
                     x = multiply(x, mask: mask)
                     entry = .dropout(mask: mask)
@@ -66,71 +60,66 @@ public struct ANNRunner: Sendable {
             case .flatten:
                 entry = .flatten(inputShape: x.shape)
                 x = x.reshaped([x.shape[0], x.count / x.shape[0]])
-            case .batchnorm:
-                let (y, e) = batchNormForward(x, layer: layer, tensors: &tensors, training: training)
+            case .batchNorm(var n):
+                let (y, e) = batchNormForward(x, &n, training: training)
+                layers[i] = .batchNorm(n)
                 x = y
                 entry = e
-            case .residual:
+            case .residual(var body, var shortcut):
                 var bodyTape: [TapeEntry]? = training ? [] : nil
                 var shortcutTape: [TapeEntry]? = training ? [] : nil
-                let a = forward(layer.body ?? [], x, tensors: &tensors, generator: &generator, tape: &bodyTape)
-                let b = forward(layer.shortcut ?? [], x, tensors: &tensors, generator: &generator, tape: &shortcutTape)
+                let a = forward(&body, x, generator: &generator, tape: &bodyTape)
+                let b = forward(&shortcut, x, generator: &generator, tape: &shortcutTape)
+                layers[i] = .residual(body: body, shortcut: shortcut)
                 x = add(a, b)
                 entry = .residual(body: bodyTape ?? [], shortcut: shortcutTape ?? [])
             }
-            if training { tape!.append(entry) }
+            tape?.append(entry)
         }
         return x
     }
 
     /// Backward pass: returns the gradient with respect to the input (nil if `needInput` is false)
-    /// and adds each parameter's gradient into `gradients` (keyed like `tensors`).
+    /// and adds each parameter's gradient into `gradients`, keyed by the tensor's name.
     public mutating func backward(
-        _ layers: [LayerSpec], _ gradOutput: Tensor, tensors: [String: Tensor],
-        tape: [TapeEntry], gradients: inout [String: Tensor], needInput: Bool = false
+        _ layers: [Layer], _ gradOutput: Tensor, tape: [TapeEntry], gradients: inout [String: Tensor], needInput: Bool = false
     ) -> Tensor? {
         var g = gradOutput
         // The first weighted layer needs no input gradient; everything before it is parameter-free.
-        let firstWeighted = needInput ? -1 : (layers.firstIndex { [.conv2d, .linear, .batchnorm, .residual].contains($0.type) } ?? 0)
+        let firstWeighted = needInput ? -1 : (layers.firstIndex { $0.isWeighted } ?? 0)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
-            let layer = layers[i]
             let wantInput = i > firstWeighted
-            switch (layer.type, tape[i]) {
-            case (.conv2d, .conv(let input)):
-                let name = layer.name!
+            switch (layers[i], tape[i]) {
+            case (.convolution(let c), .conv(let input)):
                 let r = conv2dBackward(
-                    input, weight: tensors["\(name).weight"]!, gradOutput: g, geometry: layer.convGeometry,
-                    needInputGradient: wantInput, withBias: layer.hasBias, workspace: &workspace)
-                accumulate(&gradients, "\(name).weight", r.weight)
-                if let b = r.bias { accumulate(&gradients, "\(name).bias", b) }
+                    input, weight: c.weight, gradOutput: g, geometry: c.geometry,
+                    needInputGradient: wantInput, withBias: c.bias != nil, workspace: &workspace)
+                accumulate(&gradients, c.name + ".weight", r.weight)
+                if let b = r.bias { accumulate(&gradients, c.name + ".bias", b) }
                 guard let gi = r.input else { return nil }
                 g = gi
-            case (.linear, .linear(let input)):
-                let name = layer.name!
-                let r = linearBackward(
-                    input, weight: tensors["\(name).weight"]!, gradOutput: g,
-                    needInputGradient: wantInput, withBias: layer.hasBias)
-                accumulate(&gradients, "\(name).weight", r.weight)
-                if let b = r.bias { accumulate(&gradients, "\(name).bias", b) }
+            case (.linear(let l), .linear(let input)):
+                let r = linearBackward(input, weight: l.weight, gradOutput: g, needInputGradient: wantInput, withBias: l.bias != nil)
+                accumulate(&gradients, l.name + ".weight", r.weight)
+                if let b = r.bias { accumulate(&gradients, l.name + ".bias", b) }
                 guard let gi = r.input else { return nil }
                 g = gi
-            case (.relu, .relu(let output)):
+            case (.neuron, .relu(let output)):
                 g = reluBackward(g, output: output)
-            case (.avgpool, .avgpool(let shape)):
-                g = avgPool2dBackward(g, inputShape: shape, kernel: layer.kernel!, stride: layer.stride ?? layer.kernel!)
-            case (.maxpool, .maxpool(let argmax, let shape)):
+            case (.averagePool(let p), .avgpool(let shape)):
+                g = avgPool2dBackward(g, inputShape: shape, kernel: p.kernel, stride: p.stride)
+            case (.maxPool, .maxpool(let argmax, let shape)):
                 g = maxPool2dBackward(g, argmax: argmax, inputShape: shape)
             case (.dropout, .dropout(let mask)):
                 g = multiply(g, mask: mask)
             case (.flatten, .flatten(let shape)):
                 g = g.reshaped(shape)
-            case (.batchnorm, .batchnorm(let xhat, let invStd)):
-                g = batchNormBackward(g, layer: layer, normalized: xhat, inverseStd: invStd, tensors: tensors, gradients: &gradients)
-            case (.residual, .residual(let bodyTape, let shortcutTape)):
-                let gb = backward(layer.body ?? [], g, tensors: tensors, tape: bodyTape, gradients: &gradients, needInput: true)!
-                let gs =
-                    (layer.shortcut ?? []).isEmpty
-                    ? g : backward(layer.shortcut!, g, tensors: tensors, tape: shortcutTape, gradients: &gradients, needInput: true)!
+            case (.batchNorm(let n), .batchnorm(let xhat, let invStd)):
+                g = batchNormBackward(g, n, normalized: xhat, inverseStd: invStd, gradients: &gradients)
+            case (.residual(let body, let shortcut), .residual(let bodyTape, let shortcutTape)):
+                // Both branches were asked for their input gradient, so they return one.
+                let gb = backward(body, g, tape: bodyTape, gradients: &gradients, needInput: true) ?? g
+                let gs = shortcut.isEmpty ? g : backward(shortcut, g, tape: shortcutTape, gradients: &gradients, needInput: true) ?? g
                 g = add(gb, gs)
             default:
                 break  // dropout in eval mode and other no-ops
@@ -145,12 +134,11 @@ public struct ANNRunner: Sendable {
 
     /// Batch normalisation over (N, H, W) per channel. Training uses the batch statistics (biased
     /// variance, as PyTorch normalises with) and updates the running averages with the unbiased one.
-    mutating func batchNormForward(_ x: Tensor, layer: LayerSpec, tensors: inout [String: Tensor], training: Bool) -> (Tensor, TapeEntry) {
-        let name = layer.name!
+    mutating func batchNormForward(_ x: Tensor, _ layer: inout Layer.BatchNorm, training: Bool) -> (Tensor, TapeEntry) {
         let n = x.shape[0], c = x.shape[1], plane = x.count / (n * c)
-        let gamma = tensors["\(name).weight"]!.scalars, beta = tensors["\(name).bias"]!.scalars
-        var mean = tensors["\(name).running_mean"]!.scalars
-        var variance = tensors["\(name).running_var"]!.scalars
+        let gamma = layer.weight.scalars, beta = layer.bias.scalars
+        var mean = layer.runningMean.scalars
+        var variance = layer.runningVariance.scalars
         if training {
             let m = Float(n * plane)
             var batchMean = [Float](repeating: 0, count: c), batchVar = [Float](repeating: 0, count: c)
@@ -169,8 +157,8 @@ public struct ANNRunner: Sendable {
                 mean[ch] = (1 - k) * mean[ch] + k * batchMean[ch]
                 variance[ch] = (1 - k) * variance[ch] + k * batchVar[ch] * m / max(1, m - 1)
             }
-            tensors["\(name).running_mean"]!.scalars = mean
-            tensors["\(name).running_var"]!.scalars = variance
+            layer.runningMean.scalars = mean
+            layer.runningVariance.scalars = variance
             mean = batchMean
             variance = batchVar
         }
@@ -190,12 +178,11 @@ public struct ANNRunner: Sendable {
     }
 
     func batchNormBackward(
-        _ g: Tensor, layer: LayerSpec, normalized xhat: Tensor, inverseStd: [Float],
-        tensors: [String: Tensor], gradients: inout [String: Tensor]
+        _ g: Tensor, _ layer: Layer.BatchNorm, normalized xhat: Tensor, inverseStd: [Float], gradients: inout [String: Tensor]
     ) -> Tensor {
-        let name = layer.name!
+        let name = layer.name
         let n = g.shape[0], c = g.shape[1], plane = g.count / (n * c)
-        let gamma = tensors["\(name).weight"]!.scalars
+        let gamma = layer.weight.scalars
         var dGamma = [Float](repeating: 0, count: c), dBeta = [Float](repeating: 0, count: c)
         for i in 0..<n {
             for ch in 0..<c {

@@ -20,7 +20,10 @@ public struct ANNTrainer {
     }
 
     public var configuration: Configuration
-    public var model: Model
+    /// The model being trained; `model.tensors` and `layers` hold the same weights.
+    public private(set) var model: Model
+    /// The model's layers, compiled once and updated with every step.
+    var layers: [Layer]
     var runner = ANNRunner()
     var optimizer: AnyOptimizer
     public private(set) var completedEpochs = 0
@@ -28,8 +31,9 @@ public struct ANNTrainer {
     public private(set) var bestModel: Model?
     public private(set) var history: [[String: Double]] = []
 
-    public init(model: Model, configuration: Configuration) {
+    public init(model: Model, configuration: Configuration) throws(ModelError) {
         self.model = model
+        layers = try model.compiledLayers()
         self.configuration = configuration
         let lr = Float(configuration.learningRate), wd = Float(configuration.weightDecay)
         optimizer =
@@ -62,13 +66,17 @@ public struct ANNTrainer {
                 if cancellation.isCancelled { throw TrainingCancelled(epoch: epoch) }
                 let (x, labels) = train.batch(indices, augmentation: augmentation, generator: &rng)
                 var tape: [ANNRunner.TapeEntry]? = []
-                let logits = runner.forward(model.description.layers, x, tensors: &model.tensors, generator: &rng, tape: &tape)
+                let logits = runner.forward(&layers, x, generator: &rng, tape: &tape)
                 let (loss, grad, ok) = softmaxCrossEntropy(logits, labels: labels)
                 var grads: [String: Tensor] = [:]
-                _ = runner.backward(model.description.layers, grad, tensors: model.tensors, tape: tape!, gradients: &grads)
-                var params = names.map { model.tensors[$0]! }
+                _ = runner.backward(layers, grad, tape: tape ?? [], gradients: &grads)
+                // `names` are the layers' parameters, and each layer's backward adds its gradients.
+                var tensors = layers.namedTensors
+                var params = names.map { tensors[$0]! }
                 optimizer.step(&params, gradients: names.map { grads[$0]! })
-                for (n, p) in zip(names, params) { model.tensors[n] = p }
+                for (n, p) in zip(names, params) { tensors[n] = p }
+                layers = layers.withTensors(tensors)
+                model.tensors = tensors
                 lossSum += Double(loss) * Double(labels.count)
                 correct += ok
                 seen += labels.count
@@ -109,7 +117,8 @@ public struct ANNTrainer {
         for start in stride(from: 0, to: data.count, by: batchSize) {
             let indices = Array(start..<min(data.count, start + batchSize))
             let (x, labels) = data.batch(indices, generator: &rng)
-            let logits = runner.forward(model.description.layers, x, tensors: &model.tensors, generator: &rng, tape: &noTape)
+            var inference = layers  // inference mode leaves the running statistics as they are
+            let logits = runner.forward(&inference, x, generator: &rng, tape: &noTape)
             correct += softmaxCrossEntropy(logits, labels: labels).correct
         }
         return Double(correct) / Double(max(1, data.count))
@@ -140,6 +149,7 @@ public struct ANNTrainer {
     public mutating func resume(from directory: String) throws {
         let (model, optimizerState, state) = try TrainingCheckpoint.load(CheckpointState.self, from: directory)
         self.model = model
+        layers = try model.compiledLayers()
         optimizer.state = optimizerState
         completedEpochs = state.completedEpochs
         bestValidationAccuracy = state.bestValidationAccuracy

@@ -44,12 +44,13 @@ public struct Converter {
             throw ModelError("cannot convert max pooling to spikes; use average pooling (avgpool)")
         }
         var thresholds = [Float](repeating: 1, count: neuronLayers)
-        folded.description.snn = SNNConfig(
+        var snn = SNNConfig(
             thresholds: thresholds, leak: c.leak, encoding: c.encoding, defaultTimesteps: c.defaultTimesteps,
             maxTimesteps: c.maxTimesteps,
             conversion: ConversionSettings(
                 scale: c.scale, percentile: c.percentile, calibrationImages: c.calibrationImages,
                 calibrationTimesteps: c.calibrationTimesteps))
+        folded.description.snn = snn
         var engine = try SpikingEngine(model: folded)
         let count = min(c.calibrationImages, calibration.count)
         var rng = SeededGenerator(seed: c.seed)
@@ -78,7 +79,8 @@ public struct Converter {
             thresholds[k] = max(level * c.scale, 1e-3)
             log(String(format: "spiking layer %d: max current %.4f, threshold %.4f", k, maximum, thresholds[k]))
         }
-        folded.description.snn!.thresholds = thresholds
+        snn.thresholds = thresholds
+        folded.description.snn = snn
         try folded.validate()
         return folded
     }
@@ -88,42 +90,48 @@ public struct Converter {
     /// constant input current.
     public static func foldBatchNorm(_ model: Model) throws -> Model {
         var tensors = model.tensors
-        func fold(_ layers: [LayerSpec]) throws -> [LayerSpec] {
+        // The specs are rewritten; the compiled layers beside them give the typed tensors.
+        func fold(_ specs: [LayerSpec], _ layers: [Layer]) throws(ModelError) -> [LayerSpec] {
             var out: [LayerSpec] = []
-            for layer in layers {
-                if layer.type == .residual {
-                    var l = layer
-                    l.body = try fold(layer.body ?? [])
-                    l.shortcut = try fold(layer.shortcut ?? [])
+            var previous: Layer? = nil  // the compiled form of out.last
+            for (spec, layer) in zip(specs, layers) {
+                switch layer {
+                case .residual(let body, let shortcut):
+                    var l = spec
+                    l.body = try fold(spec.body ?? [], body)
+                    l.shortcut = try fold(spec.shortcut ?? [], shortcut)
                     out.append(l)
-                    continue
+                    previous = layer
+                case .batchNorm(let bn):
+                    guard case .convolution(let conv)? = previous, var convSpec = out.last else {
+                        throw ModelError("batchnorm \(bn.name) does not follow a convolution; cannot fold it")
+                    }
+                    let (gamma, beta) = (bn.weight.scalars, bn.bias.scalars)
+                    let (mean, variance) = (bn.runningMean.scalars, bn.runningVariance.scalars)
+                    var w = conv.weight
+                    let oldBias = conv.bias?.scalars ?? [Float](repeating: 0, count: gamma.count)
+                    let per = w.count / gamma.count
+                    var bias = [Float](repeating: 0, count: gamma.count)
+                    for o in 0..<gamma.count {
+                        let k = gamma[o] / (variance[o] + ANNRunner.batchNormEpsilon).squareRoot()
+                        for i in 0..<per { w.scalars[o * per + i] *= k }
+                        bias[o] = beta[o] + (oldBias[o] - mean[o]) * k
+                    }
+                    tensors[conv.name + ".weight"] = w
+                    tensors[conv.name + ".bias"] = Tensor(shape: [gamma.count], scalars: bias)
+                    for suffix in ["weight", "bias", "running_mean", "running_var"] { tensors["\(bn.name).\(suffix)"] = nil }
+                    convSpec.bias = true
+                    out[out.count - 1] = convSpec
+                    previous = nil
+                default:
+                    out.append(spec)
+                    previous = layer
                 }
-                guard layer.type == .batchnorm else { out.append(layer); continue }
-                guard var conv = out.last, conv.type == .conv2d else {
-                    throw ModelError("batchnorm \(layer.name ?? "?") does not follow a convolution; cannot fold it")
-                }
-                let bn = layer.name!, cn = conv.name!
-                let gamma = tensors["\(bn).weight"]!.scalars, beta = tensors["\(bn).bias"]!.scalars
-                let mean = tensors["\(bn).running_mean"]!.scalars, variance = tensors["\(bn).running_var"]!.scalars
-                var w = tensors["\(cn).weight"]!
-                let oldBias = tensors["\(cn).bias"]?.scalars ?? [Float](repeating: 0, count: gamma.count)
-                let per = w.count / gamma.count
-                var bias = [Float](repeating: 0, count: gamma.count)
-                for o in 0..<gamma.count {
-                    let k = gamma[o] / (variance[o] + ANNRunner.batchNormEpsilon).squareRoot()
-                    for i in 0..<per { w.scalars[o * per + i] *= k }
-                    bias[o] = beta[o] + (oldBias[o] - mean[o]) * k
-                }
-                tensors["\(cn).weight"] = w
-                tensors["\(cn).bias"] = Tensor(shape: [gamma.count], scalars: bias)
-                for suffix in ["weight", "bias", "running_mean", "running_var"] { tensors["\(bn).\(suffix)"] = nil }
-                conv.bias = true
-                out[out.count - 1] = conv
             }
             return out
         }
         var description = model.description
-        description.layers = try fold(description.layers)
+        description.layers = try fold(description.layers, try model.compiledLayers())
         return Model(description: description, tensors: tensors)
     }
 }

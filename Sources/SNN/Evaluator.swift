@@ -47,8 +47,10 @@ public enum Evaluator {
             undecided: undecided)
     }
 
-    public static func evaluateANN(_ model: Model, on data: ImageSet, batchSize: Int = 100) -> (accuracy: Double, imagesPerSecond: Double) {
-        var trainer = ANNTrainer(model: model, configuration: .init())
+    public static func evaluateANN(_ model: Model, on data: ImageSet, batchSize: Int = 100) throws(ModelError) -> (
+        accuracy: Double, imagesPerSecond: Double
+    ) {
+        var trainer = try ANNTrainer(model: model, configuration: .init())
         let start = nowSeconds()
         let accuracy = trainer.evaluate(data, batchSize: batchSize)
         return (accuracy, Double(data.count) / (nowSeconds() - start))

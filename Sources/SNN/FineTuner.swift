@@ -75,9 +75,7 @@ public struct FineTuner {
         var network = try STDBNetwork(model: model, surrogate: configuration.surrogateFunction)
         network.trainThresholds = configuration.trainThresholds
         network.trainLeak = configuration.trainLeak
-        if configuration.trainLeak && network.model.description.snn!.leaks == nil {
-            network.model.description.snn!.leaks = network.leaks
-        }
+        if configuration.trainLeak && network.snn.leaks == nil { network.snn.leaks = network.leaks }
         self.network = network
         let lr = Float(configuration.learningRate), wd = Float(configuration.weightDecay)
         switch configuration.optimizer {
@@ -87,7 +85,7 @@ public struct FineTuner {
     }
 
     public var model: Model { network.model }
-    var weightNames: [String] { network.model.description.layers.parameterShapes().map(\.name) }
+    var weightNames: [String] { network.description.layers.parameterShapes().map(\.name) }
 
     /// Runs the remaining epochs; after each one evaluates on `validation`, keeps the best model
     /// and (if given) writes a checkpoint. Throws `TrainingCancelled` between batches on request.
@@ -167,25 +165,29 @@ public struct FineTuner {
 
     /// One optimizer step on the weights and, when trainable, the thresholds and leaks.
     mutating func applyUpdate(_ r: STDBNetwork.StepResult, names: [String]) {
-        var params = names.map { network.model.tensors[$0]! }
-        var grads = names.map { r.gradients[$0] ?? Tensor(shape: network.model.tensors[$0]!.shape) }
+        // `names` are the layers' parameters; a weight that received no gradient gets zeros.
+        var tensors = network.layers.namedTensors
+        var params = names.map { tensors[$0]! }
+        var grads = zip(names, params).map { name, p in r.gradients[name] ?? Tensor(shape: p.shape) }
         let c = configuration
+        let snn = network.snn
         if c.trainThresholds {
-            params.append(Tensor(shape: [r.thresholdGradients.count], scalars: network.model.description.snn!.thresholds))
+            params.append(Tensor(shape: [r.thresholdGradients.count], scalars: snn.thresholds))
             grads.append(Tensor(shape: [r.thresholdGradients.count], scalars: r.thresholdGradients))
         }
         if c.trainLeak {
-            params.append(Tensor(shape: [r.leakGradients.count], scalars: network.model.description.snn!.leaks!))
+            params.append(Tensor(shape: [r.leakGradients.count], scalars: network.leaks))
             grads.append(Tensor(shape: [r.leakGradients.count], scalars: r.leakGradients))
         }
         optimizer.step(&params, gradients: grads)
-        for (n, p) in zip(names, params) { network.model.tensors[n] = p }
+        for (n, p) in zip(names, params) { tensors[n] = p }
+        network.setWeights(tensors)
         var extra = names.count
         if c.trainThresholds {
-            network.model.description.snn!.thresholds = params[extra].scalars.map { max($0, 1e-3) }
+            network.snn.thresholds = params[extra].scalars.map { max($0, 1e-3) }
             extra += 1
         }
-        if c.trainLeak { network.model.description.snn!.leaks = params[extra].scalars.map { min(1, max($0, 0.05)) } }
+        if c.trainLeak { network.snn.leaks = params[extra].scalars.map { min(1, max($0, 0.05)) } }
     }
 
     /// Mean validation accuracy over the trained budgets, and a description per budget.
@@ -205,7 +207,7 @@ public struct FineTuner {
     public func finishedModel(dataDescription: String, command: String?) -> Model {
         var m = bestModel ?? network.model
         let c = configuration
-        m.description.snn!.defaultTimesteps = c.timesteps
+        m.description.snn?.defaultTimesteps = c.timesteps
         var p = m.description.provenance
         p.baseModel = baseModel.description.name
         p.createdAt = isoNow()
@@ -245,7 +247,9 @@ public struct FineTuner {
 
     public mutating func resume(from directory: String) throws {
         let (model, optimizerState, state) = try TrainingCheckpoint.load(CheckpointState.self, from: directory)
-        network.model = model
+        guard let snn = model.description.snn else { throw ModelError("checkpoint \(directory) is not an SNN") }
+        network.setWeights(model.tensors)
+        network.snn = snn
         optimizer.state = optimizerState
         completedEpochs = state.completedEpochs
         bestValidationAccuracy = state.bestValidationAccuracy

@@ -161,12 +161,12 @@ public struct Frames: Sendable {
 
 extension Frames {
     /// A convolution layer over every frame: one GEMM per chunk of frames, channel-major in and out.
-    func convolved(_ layer: LayerSpec, tensors: [String: Tensor], workspace: inout Workspace) -> Frames {
-        let g = layer.convGeometry
+    func convolved(_ layer: Layer.Convolution, workspace: inout Workspace) -> Frames {
+        let g = layer.geometry
         let (oh, ow) = g.outputSize(height: shape[1], width: shape[2])
         var out = Frames(uninitializedShape: [g.outChannels, oh, ow], timesteps: timesteps, images: images)
-        let w = tensors["\(layer.name!).weight"]!
-        let bias = tensors["\(layer.name!).bias"]?.scalars
+        let w = layer.weight
+        let bias = layer.bias?.scalars
         let (frames, h, wd) = (self.frames, shape[1], shape[2])
         scalars.withUnsafeBufferPointer { src in
             w.withUnsafePointer { wp in
@@ -184,30 +184,30 @@ extension Frames {
     }
 
     /// A linear layer over every frame of flat features: `[T·b, in]` → `[T·b, out]`.
-    func linear(_ layer: LayerSpec, tensors: [String: Tensor]) -> Frames {
+    func linear(_ layer: Layer.Linear) -> Frames {
         let input = Tensor(shape: [frames, shape[0]], scalars: scalars)
-        let y = TensorKit.linear(input, weight: tensors["\(layer.name!).weight"]!, bias: tensors["\(layer.name!).bias"])
-        return Frames(scalars: y.scalars, shape: [layer.outFeatures!], timesteps: timesteps, images: images)
+        let y = TensorKit.linear(input, weight: layer.weight, bias: layer.bias)
+        return Frames(scalars: y.scalars, shape: [layer.outFeatures], timesteps: timesteps, images: images)
     }
 
     /// The event-driven form of `convolved`: same sums, work proportional to the input events.
-    func convolvedEventDriven(_ layer: LayerSpec, weightT: [Float], tensors: [String: Tensor]) -> Frames {
-        let g = layer.convGeometry
+    func convolvedEventDriven(_ layer: Layer.Convolution, weightT: [Float]) -> Frames {
+        let g = layer.geometry
         let (oh, ow) = g.outputSize(height: shape[1], width: shape[2])
         var out = Frames(uninitializedShape: [g.outChannels, oh, ow], timesteps: timesteps, images: images)
         let (frames, h, wd) = (self.frames, shape[1], shape[2])
-        withEventOperands(weightT, bias: tensors["\(layer.name!).bias"], into: &out) { x, wt, bias, y in
+        withEventOperands(weightT, bias: layer.bias, into: &out) { x, wt, bias, y in
             eventConv2dChannelMajor(x, frames: frames, height: h, width: wd, weightT: wt, bias: bias, geometry: g, output: y)
         }
         return out
     }
 
     /// The event-driven form of `flattened().linear(...)`: reads maps or flat features in place.
-    func linearEventDriven(_ layer: LayerSpec, weightT: [Float], tensors: [String: Tensor]) -> Frames {
-        let outF = layer.outFeatures!
+    func linearEventDriven(_ layer: Layer.Linear, weightT: [Float]) -> Frames {
+        let outF = layer.outFeatures
         var out = Frames(uninitializedShape: [outF], timesteps: timesteps, images: images)
         let (frames, groups, per) = (self.frames, self.groups, self.perImage)
-        withEventOperands(weightT, bias: tensors["\(layer.name!).bias"], into: &out) { x, wt, bias, y in
+        withEventOperands(weightT, bias: layer.bias, into: &out) { x, wt, bias, y in
             eventLinear(x, frames: frames, groups: groups, perGroup: per, weightT: wt, bias: bias, outFeatures: outF, output: y)
         }
         return out

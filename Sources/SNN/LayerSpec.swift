@@ -70,10 +70,10 @@ public struct LayerSpec: Codable, Sendable, Equatable {
         var l = LayerSpec(type: .residual); l.body = body; l.shortcut = shortcut; return l
     }
 
-    public var convGeometry: Conv2DGeometry {
-        Conv2DGeometry(
-            inChannels: inChannels!, outChannels: outChannels!, kernel: kernel!, stride: stride ?? 1,
-            padding: padding ?? 0)
+    /// The convolution's geometry, nil while a field it needs is missing (`outputShape` says which).
+    public var convGeometry: Conv2DGeometry? {
+        guard let inChannels, let outChannels, let kernel else { return nil }
+        return Conv2DGeometry(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride ?? 1, padding: padding ?? 0)
     }
 
     public var hasBias: Bool { bias ?? false }
@@ -98,20 +98,24 @@ extension [LayerSpec] {
         return shape
     }
 
-    /// Every named parameter tensor with its expected shape, in traversal order.
+    /// Every named parameter tensor with its expected shape, in traversal order. Layers missing
+    /// the fields of their kind contribute nothing (`outputShape` rejects them).
     public func parameterShapes() -> [(name: String, shape: [Int])] {
         var out: [(String, [Int])] = []
         for layer in self {
             switch layer.type {
             case .conv2d:
-                out.append(("\(layer.name!).weight", [layer.outChannels!, layer.inChannels!, layer.kernel!, layer.kernel!]))
-                if layer.hasBias { out.append(("\(layer.name!).bias", [layer.outChannels!])) }
+                guard let name = layer.name, let g = layer.convGeometry else { continue }
+                out.append(("\(name).weight", [g.outChannels, g.inChannels, g.kernelHeight, g.kernelWidth]))
+                if layer.hasBias { out.append(("\(name).bias", [g.outChannels])) }
             case .linear:
-                out.append(("\(layer.name!).weight", [layer.outFeatures!, layer.inFeatures!]))
-                if layer.hasBias { out.append(("\(layer.name!).bias", [layer.outFeatures!])) }
+                guard let name = layer.name, let inF = layer.inFeatures, let outF = layer.outFeatures else { continue }
+                out.append(("\(name).weight", [outF, inF]))
+                if layer.hasBias { out.append(("\(name).bias", [outF])) }
             case .batchnorm:
-                out.append(("\(layer.name!).weight", [layer.channels!]))
-                out.append(("\(layer.name!).bias", [layer.channels!]))
+                guard let name = layer.name, let c = layer.channels else { continue }
+                out.append(("\(name).weight", [c]))
+                out.append(("\(name).bias", [c]))
             case .residual:
                 out += (layer.body ?? []).parameterShapes().map { ($0.name, $0.shape) }
                 out += (layer.shortcut ?? []).parameterShapes().map { ($0.name, $0.shape) }
@@ -127,8 +131,9 @@ extension [LayerSpec] {
         for layer in self {
             switch layer.type {
             case .batchnorm:
-                out.append(("\(layer.name!).running_mean", [layer.channels!]))
-                out.append(("\(layer.name!).running_var", [layer.channels!]))
+                guard let name = layer.name, let c = layer.channels else { continue }
+                out.append(("\(name).running_mean", [c]))
+                out.append(("\(name).running_var", [c]))
             case .residual:
                 out += (layer.body ?? []).bufferShapes().map { ($0.name, $0.shape) }
                 out += (layer.shortcut ?? []).bufferShapes().map { ($0.name, $0.shape) }
@@ -159,24 +164,23 @@ extension LayerSpec {
     public func outputShape(from shape: FeatureShape, path: String) throws(ModelError) -> FeatureShape {
         switch type {
         case .conv2d:
-            guard name != nil else { throw ModelError("\(path) (conv2d): missing name") }
+            guard let name else { throw ModelError("\(path) (conv2d): missing name") }
             let inC = try require(inChannels, "in_channels", path)
             _ = try require(outChannels, "out_channels", path)
             _ = try require(kernel, "kernel", path)
             guard shape.count == 3, shape[0] == inC else {
-                throw ModelError("\(path) (conv2d \(name!)): expects \(inC) input channels, gets shape \(shape)")
+                throw ModelError("\(path) (conv2d \(name)): expects \(inC) input channels, gets shape \(shape)")
             }
-            let g = convGeometry
-            guard (stride ?? 1) > 0, (padding ?? 0) >= 0 else { throw ModelError("\(path): bad stride or padding") }
+            guard (stride ?? 1) > 0, (padding ?? 0) >= 0, let g = convGeometry else { throw ModelError("\(path): bad stride or padding") }
             let (oh, ow) = g.outputSize(height: shape[1], width: shape[2])
-            guard oh > 0, ow > 0 else { throw ModelError("\(path) (conv2d \(name!)): input \(shape) too small for the kernel") }
+            guard oh > 0, ow > 0 else { throw ModelError("\(path) (conv2d \(name)): input \(shape) too small for the kernel") }
             return [g.outChannels, oh, ow]
         case .linear:
-            guard name != nil else { throw ModelError("\(path) (linear): missing name") }
+            guard let name else { throw ModelError("\(path) (linear): missing name") }
             let inF = try require(inFeatures, "in_features", path)
             let outF = try require(outFeatures, "out_features", path)
             guard shape.count == 1, shape[0] == inF else {
-                throw ModelError("\(path) (linear \(name!)): expects \(inF) features, gets shape \(shape) (flatten first?)")
+                throw ModelError("\(path) (linear \(name)): expects \(inF) features, gets shape \(shape) (flatten first?)")
             }
             return [outF]
         case .relu, .dropout:

@@ -175,14 +175,10 @@ public struct Model: Sendable {
         guard d.input.mean.count == d.input.channels, d.input.std.count == d.input.channels, d.input.std.allSatisfy({ $0 > 0 }) else {
             throw ModelError("model.json: input mean/std need one positive entry per channel (\(d.input.channels))")
         }
-        let out = try d.layers.outputShape(from: [d.input.channels, d.input.height, d.input.width])
+        // Compiling checks every layer's fields and every tensor's presence, shape and values.
+        let out = try Layer.compile(d.layers, tensors: tensors, input: [d.input.channels, d.input.height, d.input.width]).output
         guard out == [d.labels.count] else {
             throw ModelError("model.json: the network outputs \(out) but there are \(d.labels.count) labels")
-        }
-        for (name, shape) in d.layers.parameterShapes() + d.layers.bufferShapes() {
-            guard let t = tensors[name] else { throw ModelError("weights: missing tensor '\(name)'") }
-            guard t.shape == shape else { throw ModelError("weights: '\(name)' has shape \(t.shape), expected \(shape)") }
-            guard t.scalars.allSatisfy(\.isFinite) else { throw ModelError("weights: '\(name)' contains NaN or infinity") }
         }
         if let snn = d.snn {
             let n = d.layers.neuronLayerCount

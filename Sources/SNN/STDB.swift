@@ -14,7 +14,12 @@ import TensorKit
 /// and each weighted layer's gradient is again one GEMM over all frames. The loss is
 /// cross-entropy of the output layer's potential (its current summed over the T steps).
 public struct STDBNetwork: Sendable {
-    public var model: Model
+    /// The description the network was built from (input, labels, layer specs).
+    public let description: ModelDescription
+    /// The layers with their current weights.
+    public private(set) var layers: [Layer]
+    /// Thresholds, leak and encoding; thresholds and leaks change when they are trained.
+    public var snn: SNNConfig
     public var surrogate: Surrogate
     public var trainThresholds = false
     public var trainLeak = false
@@ -24,16 +29,27 @@ public struct STDBNetwork: Sendable {
     var workspace = Workspace()
 
     public init(model: Model, surrogate: Surrogate) throws(ModelError) {
-        guard model.description.snn != nil else { throw ModelError("fine-tuning needs a converted SNN model") }
-        self.model = model
+        guard let snn = model.description.snn else { throw ModelError("fine-tuning needs a converted SNN model") }
+        description = model.description
+        layers = try model.compiledLayers()
+        self.snn = snn
         self.surrogate = surrogate
     }
 
-    /// Per-layer leak (one value per spiking layer), from `snn.leaks` or the global `snn.leak`.
-    var leaks: [Float] {
-        let snn = model.description.snn!
-        return snn.leaks ?? [Float](repeating: snn.leak, count: snn.thresholds.count)
+    /// The network as a model: the description with the current SNN configuration and weights.
+    public var model: Model {
+        var d = description
+        d.snn = snn
+        return Model(description: d, tensors: layers.namedTensors)
     }
+
+    /// Replaces the weights the given tensors name (after an optimizer step, or from a checkpoint).
+    public mutating func setWeights(_ tensors: [String: Tensor]) {
+        layers = layers.withTensors(tensors)
+    }
+
+    /// Per-layer leak (one value per spiking layer), from `snn.leaks` or the global `snn.leak`.
+    var leaks: [Float] { snn.leaks ?? [Float](repeating: snn.leak, count: snn.thresholds.count) }
 
     indirect enum Tape {
         case conv(input: Frames)
@@ -60,12 +76,12 @@ public struct STDBNetwork: Sendable {
     /// Forward and backward pass on one batch. `dropoutSeed` draws the dropout masks, one per
     /// image and neuron, held fixed across the T steps.
     public mutating func step(_ input: Tensor, labels: [Int], timesteps t: Int, seeds: [UInt64], dropoutSeed: UInt64) -> StepResult {
-        let d = model.description
+        let d = description
         let b = input.shape[0]
         var events = [Int](repeating: 0, count: b)
         // Direct input is the same every step: the layers before the first spiking layer run on one
         // step (as in the engine), and their weight gradients use the gradient summed over steps.
-        let encoding = d.snn!.encoding
+        let encoding = snn.encoding
         let frames = input.withUnsafePointer { x in
             InputEncoder.frames(
                 x, shape: [d.input.channels, d.input.height, d.input.width], images: b,
@@ -74,7 +90,7 @@ public struct STDBNetwork: Sendable {
         var rng = SeededGenerator(seed: dropoutSeed)
         var tape: [Tape] = []
         var neuronIndex = 0
-        let out = forward(d.layers, frames, timesteps: t, tape: &tape, neuronIndex: &neuronIndex, generator: &rng)
+        let out = forward(layers, frames, timesteps: t, tape: &tape, neuronIndex: &neuronIndex, generator: &rng)
         let tapeBytes = Self.bytes(tape)
         // Potential = Σ_t output current; loss on it, and the same gradient reaches every step.
         let k = out.shape[0]
@@ -93,98 +109,93 @@ public struct STDBNetwork: Sendable {
         }
         var result = StepResult(
             loss: loss, correct: correct, gradients: [:],
-            thresholdGradients: [Float](repeating: 0, count: d.snn!.thresholds.count),
-            leakGradients: [Float](repeating: 0, count: d.snn!.thresholds.count), tapeBytes: tapeBytes)
-        _ = backward(d.layers, g, tape: tape, result: &result, needInput: false)
+            thresholdGradients: [Float](repeating: 0, count: snn.thresholds.count),
+            leakGradients: [Float](repeating: 0, count: snn.thresholds.count), tapeBytes: tapeBytes)
+        _ = backward(layers, g, tape: tape, result: &result, needInput: false)
         return result
     }
 
     mutating func forward(
-        _ layers: [LayerSpec], _ input: Frames, timesteps: Int, tape: inout [Tape], neuronIndex: inout Int,
+        _ layers: [Layer], _ input: Frames, timesteps: Int, tape: inout [Tape], neuronIndex: inout Int,
         generator: inout SeededGenerator
     ) -> Frames {
         var x = input
-        let snn = model.description.snn!
         let leaks = self.leaks
         let t = timesteps
         for layer in layers {
-            switch layer.type {
-            case .conv2d:
+            switch layer {
+            case .convolution(let c):
                 tape.append(.conv(input: x))
-                x = convolve(x, layer)
-            case .linear:
+                x = convolve(x, c)
+            case .linear(let l):
                 let flat = x.flattened()
                 tape.append(.linear(input: flat))
-                x = fullyConnected(flat, layer)
-            case .relu:
+                x = fullyConnected(flat, l)
+            case .neuron:
                 let k = neuronIndex
                 neuronIndex += 1
                 let (sur, mem, spikes) = Self.fireRecording(
                     &x, timesteps: t, threshold: snn.thresholds[k], leak: leaks[k],
                     surrogate: surrogate, keepState: trainThresholds || trainLeak)
                 tape.append(.neuron(index: k, surrogate: sur, membrane: mem, spikes: spikes))
-            case .avgpool:
-                let kernel = layer.kernel!, stride = layer.stride ?? kernel
-                tape.append(.pool(inputShape: x.shape, kernel: kernel, stride: stride))
-                x = SpikingEngine.pool(x, kernel: kernel, stride: stride)
-            case .dropout:
-                guard let p = layer.p, p > 0 else { tape.append(.none); continue }
+            case .averagePool(let p):
+                tape.append(.pool(inputShape: x.shape, kernel: p.kernel, stride: p.stride))
+                x = SpikingEngine.pool(x, kernel: p.kernel, stride: p.stride)
+            case .dropout(let p):
+                guard p > 0 else { tape.append(.none); continue }
                 let mask = parallelDropoutMask(count: x.groups * x.blockLength, probability: p, generator: &generator)
                 Self.applyPerImageMask(&x, mask)
                 tape.append(.dropout(mask: mask))
             case .flatten:
                 tape.append(.flatten(mapShape: x.shape))
                 x = x.flattened()
-            case .residual:
+            case .residual(let body, let shortcut):
                 if x.timesteps != t { x = x.repeated(timesteps: t) }
                 var bodyTape: [Tape] = [], shortcutTape: [Tape] = []
-                let a = forward(layer.body ?? [], x, timesteps: t, tape: &bodyTape, neuronIndex: &neuronIndex, generator: &generator)
+                let a = forward(body, x, timesteps: t, tape: &bodyTape, neuronIndex: &neuronIndex, generator: &generator)
                 let s =
-                    (layer.shortcut ?? []).isEmpty
-                    ? x : forward(layer.shortcut!, x, timesteps: t, tape: &shortcutTape, neuronIndex: &neuronIndex, generator: &generator)
+                    shortcut.isEmpty
+                    ? x : forward(shortcut, x, timesteps: t, tape: &shortcutTape, neuronIndex: &neuronIndex, generator: &generator)
                 x = a
                 for i in 0..<x.scalars.count { x.scalars[i] += s.scalars[i] }
                 tape.append(.residual(body: bodyTape, shortcut: shortcutTape))
-            case .maxpool, .batchnorm:
-                preconditionFailure("validated SNN models contain no \(layer.type)")
+            case .maxPool, .batchNorm:
+                preconditionFailure("validated SNN models contain no max pooling or unfolded batch norm")
             }
         }
         return x
     }
 
     /// Gradients flow from `gradOutput` back through `layers`; returns the input gradient when asked.
-    mutating func backward(_ layers: [LayerSpec], _ gradOutput: Frames, tape: [Tape], result: inout StepResult, needInput: Bool) -> Frames? {
+    mutating func backward(_ layers: [Layer], _ gradOutput: Frames, tape: [Tape], result: inout StepResult, needInput: Bool) -> Frames? {
         var g = gradOutput
-        let snn = model.description.snn!
         let leaks = self.leaks
         // Nothing before the first weighted layer has parameters.
-        let firstWeighted = needInput ? -1 : (layers.firstIndex { [.conv2d, .linear, .residual].contains($0.type) } ?? 0)
+        let firstWeighted = needInput ? -1 : (layers.firstIndex { $0.isWeighted } ?? 0)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
-            let layer = layers[i]
             let wantInput = i > firstWeighted
-            switch tape[i] {
-            case .conv(let input):
+            switch (layers[i], tape[i]) {
+            case (.convolution(let c), .conv(let input)):
                 if input.timesteps != g.timesteps { g = g.summedOverSteps() }
-                let gw = convolveBackward(input, g, layer, wantInput: wantInput)
-                accumulate(&result.gradients, "\(layer.name!).weight", gw.weight)
-                if layer.hasBias { accumulate(&result.gradients, "\(layer.name!).bias", gw.bias) }
+                let gw = convolveBackward(input, g, c, wantInput: wantInput)
+                accumulate(&result.gradients, c.name + ".weight", gw.weight)
+                if c.bias != nil { accumulate(&result.gradients, c.name + ".bias", gw.bias) }
                 guard let gi = gw.input else { return nil }
                 g = gi
-            case .linear(let input):
+            case (.linear(let l), .linear(let input)):
                 if input.timesteps != g.timesteps { g = g.summedOverSteps() }
-                let w = model.tensors["\(layer.name!).weight"]!
                 let x = Tensor(shape: [input.frames, input.shape[0]], scalars: input.scalars)
                 let gy = Tensor(shape: [g.frames, g.shape[0]], scalars: g.scalars)
                 // dW = dYᵀ·X over spikes: event-driven when X is sparse, as in the forward pass.
                 let sparse = isSparse(input, below: SpikingEngine.EventCrossover.linear)
                 let r = linearBackward(
-                    x, weight: w, gradOutput: gy, needInputGradient: wantInput, withBias: layer.hasBias,
+                    x, weight: l.weight, gradOutput: gy, needInputGradient: wantInput, withBias: l.bias != nil,
                     needWeightGradient: !sparse)
-                accumulate(&result.gradients, "\(layer.name!).weight", sparse ? eventLinearWeightGradient(x, gradOutput: gy) : r.weight)
-                if let gb = r.bias { accumulate(&result.gradients, "\(layer.name!).bias", gb) }
+                accumulate(&result.gradients, l.name + ".weight", sparse ? eventLinearWeightGradient(x, gradOutput: gy) : r.weight)
+                if let gb = r.bias { accumulate(&result.gradients, l.name + ".bias", gb) }
                 guard let gi = r.input else { return nil }
                 g = Frames(scalars: gi.scalars, shape: input.shape, timesteps: input.timesteps, images: input.images)
-            case .neuron(let k, let sur, let mem, let spikes):
+            case (_, .neuron(let k, let sur, let mem, let spikes)):
                 // A spiking layer fed by a current that is the same every step needs only Σ_t g_u.
                 let sumSteps = i > 0 && !trainThresholds && !trainLeak && Self.hasOneStepInput(tape[i - 1], steps: g.timesteps)
                 let (gTheta, gLeak) = Self.backwardThroughTime(
@@ -194,23 +205,22 @@ public struct STDBNetwork: Sendable {
                     sumOverSteps: sumSteps)
                 result.thresholdGradients[k] += gTheta
                 result.leakGradients[k] += gLeak
-            case .pool(let shape, let kernel, let stride):
+            case (_, .pool(let shape, let kernel, let stride)):
                 let planes = Tensor(shape: [g.shape[0] * g.frames, 1, g.shape[1], g.shape[2]], scalars: g.scalars)
                 let gi = avgPool2dBackward(planes, inputShape: [shape[0] * g.frames, 1, shape[1], shape[2]], kernel: kernel, stride: stride)
                 g = Frames(scalars: gi.scalars, shape: shape, timesteps: g.timesteps, images: g.images)
-            case .dropout(let mask):
+            case (_, .dropout(let mask)):
                 Self.applyPerImageMask(&g, mask)
-            case .flatten(let mapShape):
+            case (_, .flatten(let mapShape)):
                 g = g.unflattened(to: mapShape)
-            case .residual(let bodyTape, let shortcutTape):
-                let gb = backward(layer.body ?? [], g, tape: bodyTape, result: &result, needInput: true)!
+            case (.residual(let body, let shortcut), .residual(let bodyTape, let shortcutTape)):
+                // Both branches are asked for their input gradient, so they return one.
+                let gb = backward(body, g, tape: bodyTape, result: &result, needInput: true) ?? g
                 var gs = g
-                if let shortcut = layer.shortcut, !shortcut.isEmpty {
-                    gs = backward(shortcut, g, tape: shortcutTape, result: &result, needInput: true)!
-                }
+                if !shortcut.isEmpty { gs = backward(shortcut, g, tape: shortcutTape, result: &result, needInput: true) ?? g }
                 g = gb
                 for j in 0..<g.scalars.count { g.scalars[j] += gs.scalars[j] }
-            case .none:
+            default:
                 break
             }
         }
@@ -223,18 +233,14 @@ public struct STDBNetwork: Sendable {
 
     /// Forward currents as the engine computes them: event-driven below the crossover event rate.
     /// The transposed weights are made per step, since every optimizer step changes the weights.
-    mutating func convolve(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        let w = model.tensors["\(layer.name!).weight"]!
-        guard isSparse(x, below: SpikingEngine.EventCrossover.conv2d) else {
-            return x.convolved(layer, tensors: model.tensors, workspace: &workspace)
-        }
-        return x.convolvedEventDriven(layer, weightT: eventDrivenWeights(w), tensors: model.tensors)
+    mutating func convolve(_ x: Frames, _ layer: Layer.Convolution) -> Frames {
+        guard isSparse(x, below: SpikingEngine.EventCrossover.conv2d) else { return x.convolved(layer, workspace: &workspace) }
+        return x.convolvedEventDriven(layer, weightT: eventDrivenWeights(layer.weight))
     }
 
-    func fullyConnected(_ x: Frames, _ layer: LayerSpec) -> Frames {
-        let w = model.tensors["\(layer.name!).weight"]!
-        guard isSparse(x, below: SpikingEngine.EventCrossover.linear) else { return x.linear(layer, tensors: model.tensors) }
-        return x.linearEventDriven(layer, weightT: eventDrivenWeights(w), tensors: model.tensors)
+    func fullyConnected(_ x: Frames, _ layer: Layer.Linear) -> Frames {
+        guard isSparse(x, below: SpikingEngine.EventCrossover.linear) else { return x.linear(layer) }
+        return x.linearEventDriven(layer, weightT: eventDrivenWeights(layer.weight))
     }
 
     func isSparse(_ x: Frames, below rate: Double) -> Bool {
@@ -247,11 +253,11 @@ public struct STDBNetwork: Sendable {
         return Double(events) < rate * Double(max(1, x.scalars.count))
     }
 
-    mutating func convolveBackward(_ input: Frames, _ g: Frames, _ layer: LayerSpec, wantInput: Bool)
+    mutating func convolveBackward(_ input: Frames, _ g: Frames, _ layer: Layer.Convolution, wantInput: Bool)
         -> (weight: Tensor, bias: Tensor, input: Frames?)
     {
-        let geo = layer.convGeometry
-        let w = model.tensors["\(layer.name!).weight"]!
+        let geo = layer.geometry
+        let w = layer.weight
         var gw = Tensor(shape: w.shape)
         // dW over spikes: event-driven when the input is sparse; dX stays a GEMM (dY is dense).
         let sparse = isSparse(input, below: SpikingEngine.EventCrossover.conv2d)
@@ -285,7 +291,7 @@ public struct STDBNetwork: Sendable {
         }
         // Bias gradient: sum over frames and pixels per output channel.
         var gb = Tensor(shape: [geo.outChannels])
-        if layer.hasBias {
+        if layer.bias != nil {
             let per = g.scalars.count / geo.outChannels
             for o in 0..<geo.outChannels {
                 var s: Float = 0

@@ -19,26 +19,36 @@ import TensorKit
 /// coding the first layer's current is the same at every step, so it is computed once per image.
 public struct SpikingEngine: Sendable {
     public let model: Model
+    /// The model's SNN configuration (thresholds, leak, encoding, time steps).
+    public let snn: SNNConfig
+    /// The model's layers, compiled once.
+    let layers: [Layer]
     public var workspace = Workspace()
     /// Upper bound on floats in one layer's frames; larger batches are simulated in chunks.
     public var maxFrameFloats = 32 << 20
-    /// Transposed weights of every conv2d/linear layer, keyed by layer name, for the event path.
-    let eventWeights: [String: [Float]]
+    /// Transposed weights of every convolution and linear layer for the event path, in traversal
+    /// order (depth first, a block's body before its shortcut).
+    let eventWeights: [[Float]]
 
     public init(model: Model) throws(ModelError) {
-        guard model.description.snn != nil else { throw ModelError("\(model.description.name) has not been converted to an SNN") }
+        guard let snn = model.description.snn else { throw ModelError("\(model.description.name) has not been converted to an SNN") }
         self.model = model
-        var weights: [String: [Float]] = [:]
-        func collect(_ layers: [LayerSpec]) {
-            for l in layers {
-                if (l.type == .conv2d || l.type == .linear), let name = l.name, let w = model.tensors["\(name).weight"] {
-                    weights[name] = eventDrivenWeights(w)
+        self.snn = snn
+        layers = try model.compiledLayers()
+        var weights: [[Float]] = []
+        func collect(_ layers: [Layer]) {
+            for layer in layers {
+                switch layer {
+                case .convolution(let c): weights.append(eventDrivenWeights(c.weight))
+                case .linear(let l): weights.append(eventDrivenWeights(l.weight))
+                case .residual(let body, let shortcut):
+                    collect(body)
+                    collect(shortcut)
+                default: break
                 }
-                collect(l.body ?? [])
-                collect(l.shortcut ?? [])
             }
         }
-        collect(model.description.layers)
+        collect(layers)
         eventWeights = weights
     }
 
@@ -168,7 +178,6 @@ public struct SpikingEngine: Sendable {
     /// Runs the simulation. With `stopAfterNeuron`, stops once that spiking layer has observed its
     /// current (the rest of the network is not needed to calibrate it).
     public mutating func run(_ input: Tensor, options: Options, stopAfterNeuron: Int?, observe: CurrentObserver?) -> Result {
-        let snn = model.description.snn!
         let d = model.description
         let n = input.shape[0]
         let t = options.timesteps
@@ -179,7 +188,7 @@ public struct SpikingEngine: Sendable {
             lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe,
             synapticPath: options.synapticPath)
         let encoding = options.encoding ?? snn.encoding
-        let neuronLayers = d.layers.neuronLayerCount
+        let neuronLayers = layers.neuronCount
         var result = Result(
             potentials: Tensor(shape: [n, classes]), trace: options.trace ? [] : nil,
             spikes: [Int](repeating: 0, count: n), synapticOps: [Int](repeating: 0, count: n),
@@ -202,8 +211,8 @@ public struct SpikingEngine: Sendable {
                     timesteps: encodedSteps, encoding: encoding, seeds: seeds, events: &stats.events)
             }
             if encodedSteps != t { stats.events = stats.events.map { $0 * t } }
-            var neuronIndex = 0
-            let out = simulate(d.layers, frames, plan: plan, neuronIndex: &neuronIndex, stats: &stats)
+            var position = Position()
+            let out = simulate(layers, frames, plan: plan, position: &position, stats: &stats)
             if let out { integrateOutput(out, start: start, result: &result) }
             for i in 0..<b {
                 result.spikes[start + i] = stats.spikes[i]
@@ -239,6 +248,12 @@ public struct SpikingEngine: Sendable {
         var stopAfterNeuron: Int?
         var observe: CurrentObserver?
         var synapticPath: SynapticPath
+    }
+
+    /// Where the simulation is: the next spiking layer and the next weighted layer, in traversal order.
+    struct Position {
+        var neuron = 0
+        var weighted = 0
     }
 
     struct Stats {
@@ -282,25 +297,27 @@ public struct SpikingEngine: Sendable {
         return largest
     }
 
-    /// Interprets `layers` on frames; returns nil if stopped early.
-    mutating func simulate(_ layers: [LayerSpec], _ input: Frames, plan: Plan, neuronIndex: inout Int, stats: inout Stats) -> Frames? {
+    /// Runs `layers` on frames; returns nil if stopped early.
+    mutating func simulate(_ layers: [Layer], _ input: Frames, plan: Plan, position: inout Position, stats: inout Stats) -> Frames? {
         var x = input
         var index = 0
         while index < layers.count {
             let layer = layers[index]
             index += 1
-            switch layer.type {
-            case .conv2d:
-                addSynapticOps(&stats, fanOut: layer.outChannels! * layer.kernel! * layer.kernel!)
-                x = convolve(x, layer, plan: plan, stats: &stats)
-            case .linear:
-                addSynapticOps(&stats, fanOut: layer.outFeatures!)
-                x = fullyConnected(x, layer, plan: plan, stats: &stats)
-            case .relu:
+            switch layer {
+            case .convolution(let c):
+                addSynapticOps(&stats, fanOut: c.fanOut)
+                x = convolve(x, c, weightT: eventWeights[position.weighted], plan: plan, stats: &stats)
+                position.weighted += 1
+            case .linear(let l):
+                addSynapticOps(&stats, fanOut: l.outFeatures)
+                x = fullyConnected(x, l, weightT: eventWeights[position.weighted], plan: plan, stats: &stats)
+                position.weighted += 1
+            case .neuron:
                 // Conversion observes every step's current; serving fires from the one step.
                 if x.timesteps != plan.timesteps && plan.observe != nil { x = x.repeated(timesteps: plan.timesteps) }
-                let k = neuronIndex
-                neuronIndex += 1
+                let k = position.neuron
+                position.neuron += 1
                 if let observe = plan.observe { x.scalars.withUnsafeBufferPointer { observe(k, $0) } }
                 if let stop = plan.stopAfterNeuron, k >= stop { return nil }
                 let spikes: [Int]
@@ -326,20 +343,20 @@ public struct SpikingEngine: Sendable {
                 stats.layerSpikes[k] += spikes.reduce(0, +)
                 stats.layerNeurons[k] = neurons
                 if plan.lagged { x.delayOneStep() }
-            case .avgpool:
-                x = Self.pool(x, kernel: layer.kernel!, stride: layer.stride ?? layer.kernel!)
+            case .averagePool(let p):
+                x = Self.pool(x, kernel: p.kernel, stride: p.stride)
             case .flatten:
                 x = x.flattened()
             case .dropout:
                 continue
-            case .residual:
+            case .residual(let body, let shortcut):
                 if x.timesteps != plan.timesteps { x = x.repeated(timesteps: plan.timesteps) }
                 let entering = stats.events
-                guard let a = simulate(layer.body ?? [], x, plan: plan, neuronIndex: &neuronIndex, stats: &stats) else { return nil }
+                guard let a = simulate(body, x, plan: plan, position: &position, stats: &stats) else { return nil }
                 var s = x
-                if let shortcut = layer.shortcut, !shortcut.isEmpty {
+                if !shortcut.isEmpty {
                     stats.events = entering
-                    guard let r = simulate(shortcut, x, plan: plan, neuronIndex: &neuronIndex, stats: &stats) else { return nil }
+                    guard let r = simulate(shortcut, x, plan: plan, position: &position, stats: &stats) else { return nil }
                     s = r
                 }
                 x = a
@@ -348,8 +365,8 @@ public struct SpikingEngine: Sendable {
                         for i in 0..<dst.count { dst[i] += src[i] }
                     }
                 }
-            case .maxpool, .batchnorm:
-                preconditionFailure("validated SNN models contain no \(layer.type)")
+            case .maxPool, .batchNorm:
+                preconditionFailure("validated SNN models contain no max pooling or unfolded batch norm")
             }
         }
         return x
@@ -357,13 +374,13 @@ public struct SpikingEngine: Sendable {
 
     /// The index of a 2×2, stride-2 average pooling that follows a spiking layer (with only
     /// dropout, an identity at inference, between them) and can be fused with it, or nil.
-    static func fusablePool(after next: Int, in layers: [LayerSpec], input x: Frames, plan: Plan) -> Int? {
+    static func fusablePool(after next: Int, in layers: [Layer], input x: Frames, plan: Plan) -> Int? {
         guard !plan.lagged, plan.observe == nil, x.isMap, x.shape[1] % 2 == 0, x.shape[2] % 2 == 0,
             x.shape[1] * x.shape[2] <= NeuronDynamics.maxFusedPlane
         else { return nil }
         var j = next
-        while j < layers.count, layers[j].type == .dropout { j += 1 }
-        guard j < layers.count, layers[j].type == .avgpool, layers[j].kernel == 2, (layers[j].stride ?? 2) == 2 else { return nil }
+        while j < layers.count, case .dropout = layers[j] { j += 1 }
+        guard j < layers.count, case .averagePool(let p) = layers[j], p.kernel == 2, p.stride == 2 else { return nil }
         return j
     }
 
@@ -382,27 +399,27 @@ public struct SpikingEngine: Sendable {
         }
     }
 
-    mutating func convolve(_ x: Frames, _ layer: LayerSpec, plan: Plan, stats: inout Stats) -> Frames {
+    mutating func convolve(_ x: Frames, _ layer: Layer.Convolution, weightT: [Float], plan: Plan, stats: inout Stats) -> Frames {
         let (path, events) = choosePath(x, crossover: EventCrossover.conv2d, plan: plan)
-        let g = layer.convGeometry
+        let g = layer.geometry
         let (oh, ow) = g.outputSize(height: x.shape[1], width: x.shape[2])
         stats.weightedLayers.append(
             WeightedLayerReport(
-                name: layer.name!, path: path, inputValues: x.scalars.count, inputEvents: events,
+                name: layer.name, path: path, inputValues: x.scalars.count, inputEvents: events,
                 denseMACs: x.frames * oh * ow * g.outChannels * g.patchSize,
                 eventMACs: events * g.outChannels * g.kernelHeight * g.kernelWidth))
-        guard path == .eventDriven else { return x.convolved(layer, tensors: model.tensors, workspace: &workspace) }
-        return x.convolvedEventDriven(layer, weightT: eventWeights[layer.name!]!, tensors: model.tensors)
+        guard path == .eventDriven else { return x.convolved(layer, workspace: &workspace) }
+        return x.convolvedEventDriven(layer, weightT: weightT)
     }
 
-    func fullyConnected(_ x: Frames, _ layer: LayerSpec, plan: Plan, stats: inout Stats) -> Frames {
+    func fullyConnected(_ x: Frames, _ layer: Layer.Linear, weightT: [Float], plan: Plan, stats: inout Stats) -> Frames {
         let (path, events) = choosePath(x, crossover: EventCrossover.linear, plan: plan)
         stats.weightedLayers.append(
             WeightedLayerReport(
-                name: layer.name!, path: path, inputValues: x.scalars.count, inputEvents: events,
-                denseMACs: x.scalars.count * layer.outFeatures!, eventMACs: events * layer.outFeatures!))
-        guard path == .eventDriven else { return x.flattened().linear(layer, tensors: model.tensors) }
-        return x.linearEventDriven(layer, weightT: eventWeights[layer.name!]!, tensors: model.tensors)
+                name: layer.name, path: path, inputValues: x.scalars.count, inputEvents: events,
+                denseMACs: x.scalars.count * layer.outFeatures, eventMACs: events * layer.outFeatures))
+        guard path == .eventDriven else { return x.flattened().linear(layer) }
+        return x.linearEventDriven(layer, weightT: weightT)
     }
 
     static func pool(_ x: Frames, kernel: Int, stride: Int) -> Frames {

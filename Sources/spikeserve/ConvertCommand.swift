@@ -91,6 +91,6 @@ struct ConvertCommand: ParsableCommand {
             }
         }
         try snn.save(to: out)
-        print("saved \(out) with thresholds \(snn.description.snn!.thresholds.map { String(format: "%.3f", $0) }.joined(separator: ", "))")
+        print("saved \(out) with thresholds \((snn.description.snn?.thresholds ?? []).map { String(format: "%.3f", $0) }.joined(separator: ", "))")
     }
 }

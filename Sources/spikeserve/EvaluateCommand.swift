@@ -66,7 +66,7 @@ struct EvaluateCommand: ParsableCommand {
         if let limit { folder = folder.subset(limit: limit, seed: 2) }
         let set = try loadSet(folder, spec: model.description.inputSpec, what: "evaluation")
         if ann {
-            let r = Evaluator.evaluateANN(model, on: set, batchSize: batchSize)
+            let r = try Evaluator.evaluateANN(model, on: set, batchSize: batchSize)
             let out: [String: Any] = ["accuracy": r.accuracy, "images": set.count, "images_per_second": r.imagesPerSecond, "mode": "ann"]
             if json {
                 try printJSON(out)

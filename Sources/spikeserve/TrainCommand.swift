@@ -81,7 +81,7 @@ struct TrainCommand: ParsableCommand {
         config.cropPadding = cropPadding
         config.horizontalFlip = flip
         config.seed = seed
-        var trainer = ANNTrainer(model: model, configuration: config)
+        var trainer = try ANNTrainer(model: model, configuration: config)
         let checkpoint = out + ".checkpoint"
         if resume {
             try trainer.resume(from: checkpoint)

@@ -21,7 +21,7 @@ import Testing
         var rng = SeededGenerator(seed: 0)
         let (x, _) = set.batch(0..<40, generator: &rng)
         var ws = Workspace()
-        let current = conv2d(x, weight: ann.tensors["features.0.weight"]!, geometry: ann.description.layers[0].convGeometry, workspace: &ws)
+        let current = conv2d(x, weight: ann.tensors["features.0.weight"]!, geometry: ann.description.layers[0].convGeometry!, workspace: &ws)
         let expected = 0.7 * current.scalars.max()!
         #expect(abs(snn.description.snn!.thresholds[0] - expected) < 1e-4 * expected)
         #expect(snn.description.snn!.thresholds.count == 3)
@@ -57,9 +57,9 @@ import Testing
         for i in 0..<x.count { x.scalars[i] = rng.nextUnitFloat() }
         var runner = ANNRunner()
         var noTape: [ANNRunner.TapeEntry]? = nil
-        var t1 = model.tensors, t2 = folded.tensors
-        let a = runner.forward(model.description.layers, x, tensors: &t1, generator: &rng, tape: &noTape)
-        let b = runner.forward(folded.description.layers, x, tensors: &t2, generator: &rng, tape: &noTape)
+        var l1 = try model.compiledLayers(), l2 = try folded.compiledLayers()
+        let a = runner.forward(&l1, x, generator: &rng, tape: &noTape)
+        let b = runner.forward(&l2, x, generator: &rng, tape: &noTape)
         let scale = a.scalars.map(abs).max()!
         #expect(zip(a.scalars, b.scalars).allSatisfy { abs($0 - $1) <= 1e-4 * scale })
     }
@@ -76,7 +76,7 @@ import Testing
         config.batchSize = 20
         config.learningRate = 0.02
         func run() throws -> (Double, ANNTrainer) {
-            var trainer = ANNTrainer(model: model, configuration: config)
+            var trainer = try ANNTrainer(model: model, configuration: config)
             try trainer.train(train: set, validation: set, checkpointDirectory: nil) { _ in }
             return (trainer.evaluate(set), trainer)
         }
@@ -96,13 +96,13 @@ import Testing
         config.batchSize = 20
         let dir = temporaryDirectory("resume") + "/ckpt"
         // Straight through…
-        var straight = ANNTrainer(model: model, configuration: config)
+        var straight = try ANNTrainer(model: model, configuration: config)
         try straight.train(train: set, validation: nil, checkpointDirectory: nil) { _ in }
         // …versus one epoch, a checkpoint, and a resumed second epoch.
-        var first = ANNTrainer(model: model, configuration: config)
+        var first = try ANNTrainer(model: model, configuration: config)
         first.configuration.epochs = 1
         try first.train(train: set, validation: nil, checkpointDirectory: dir) { _ in }
-        var second = ANNTrainer(model: model, configuration: config)
+        var second = try ANNTrainer(model: model, configuration: config)
         try second.resume(from: dir)
         #expect(second.completedEpochs == 1)
         try second.train(train: set, validation: nil, checkpointDirectory: dir) { _ in }
@@ -117,7 +117,7 @@ import Testing
         let folder = try ImageFolder(root: fixturePath("mnist-small"))
         let model = try Model.initialized(name: "m", architecture: "mnist-cnn", labels: folder.classes, seed: 1)
         let set = try ImageSet.load(folder.subset(limit: 20), spec: model.description.inputSpec)
-        var trainer = ANNTrainer(model: model, configuration: .init())
+        var trainer = try ANNTrainer(model: model, configuration: .init())
         #expect(throws: TrainingCancelled.self) {
             try trainer.train(train: set, validation: nil, checkpointDirectory: nil, cancellation: Cancelled()) { _ in }
         }

@@ -177,7 +177,7 @@ import Testing
         annConfig.epochs = 4
         annConfig.batchSize = 20
         annConfig.learningRate = 0.02
-        var trainer = ANNTrainer(model: ann, configuration: annConfig)
+        var trainer = try ANNTrainer(model: ann, configuration: annConfig)
         try trainer.train(train: set, validation: nil, checkpointDirectory: nil) { _ in }
         var conv = Converter.Configuration()
         conv.calibrationImages = 100

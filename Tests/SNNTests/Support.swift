@@ -111,7 +111,7 @@ struct PerStepReference {
     }
 
     func conv(_ x: [Float], _ shape: [Int], _ layer: LayerSpec) -> ([Float], [Int]) {
-        let g = layer.convGeometry
+        let g = layer.convGeometry!
         let (h, w) = (shape[1], shape[2])
         let (oh, ow) = g.outputSize(height: h, width: w)
         let wt = model.tensors["\(layer.name!).weight"]!
