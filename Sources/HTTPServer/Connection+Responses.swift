@@ -5,7 +5,7 @@ import Logging
 /// Runs on the loop thread like the rest of `Connection`.
 extension Connection {
     func responseReady(_ sequence: Int, _ response: HTTPResponse) {
-        guard phase == .open, let index = slots.firstIndex(where: { $0.sequence == sequence }) else { return }
+        guard lifecycle.isOpen, let index = slots.firstIndex(where: { $0.sequence == sequence }) else { return }
         // Already answered (the streamed body failed and its error became the response).
         guard slots[index].response == nil else { return }
         if let current = upload, current.sequence == sequence {
@@ -23,22 +23,21 @@ extension Connection {
 
     /// Writes every response that is ready, in order, then lets parsing continue if it was paused.
     func pump() {
-        if pumping {
-            pumpAgain = true
+        guard pumpState == .idle else {
+            pumpState = .runAgain
             return
         }
-        pumping = true
-        defer { pumping = false }
+        defer { pumpState = .idle }
         repeat {
-            pumpAgain = false
-            while phase == .open, stream == nil, let slot = slots.first, let response = slot.response {
+            pumpState = .running
+            while lifecycle.isOpen, stream == nil, let slot = slots.first, let response = slot.response {
                 write(response, for: slot)
             }
-            if phase == .open && readPaused && !stopParsing {
+            if lifecycle.acceptsRequests && !interest.read {
                 updateReading()
-                if !readPaused { processInput() }
+                if interest.read { processInput() }
             }
-        } while pumpAgain
+        } while pumpState == .runAgain
         flush()
     }
 
@@ -49,7 +48,7 @@ extension Connection {
         let noBody = ResponseEncoding.statusHasNoBody(status)
         var close =
             slot.forceClose || !slot.keepAlive || response.headers.hasToken("close", in: "Connection")
-            || ((shuttingDown || readEOF || stopParsing) && slots.count == 1)
+            || (lifecycle.noFurtherRequests && slots.count == 1)
         var response = response
         // Echoed so that a client can quote it when reporting a problem (it is in the access log).
         if !response.headers.contains("X-Request-Id") { response.headers.add("X-Request-Id", slot.requestID) }
@@ -90,7 +89,7 @@ extension Connection {
         context.accessLog.record(
             requestID: slot.requestID, method: slot.method, path: slot.rawPath, status: status, bytes: bytes,
             durationNanoseconds: now &- slot.startedAt, remote: remoteAddress)
-        if close || (slots.isEmpty && (readEOF || shuttingDown)) {
+        if close || (slots.isEmpty && (lifecycle.clientClosed || lifecycle.shuttingDown)) {
             beginClosing()
         }
     }
@@ -122,7 +121,7 @@ extension Connection {
 
     /// Queues one chunk; the writer resumes once everything queued reached the kernel (backpressure).
     func acceptChunk(_ streamID: Int, _ bytes: [UInt8], _ continuation: CheckedContinuation<Void, any Error>) {
-        guard phase == .open, let current = stream, current.id == streamID else {
+        guard lifecycle.isOpen, let current = stream, current.id == streamID else {
             continuation.resume(throwing: ClientDisconnected())
             return
         }
@@ -138,7 +137,7 @@ extension Connection {
         }
         stream?.bytes += framed
         flush()
-        if phase != .open {
+        if !lifecycle.isOpen {
             continuation.resume(throwing: ClientDisconnected())
         } else if output.isEmpty {
             continuation.resume()
@@ -149,7 +148,7 @@ extension Connection {
     }
 
     func streamFinished(_ streamID: Int, failure: String?) {
-        guard phase == .open, let current = stream, current.id == streamID else { return }
+        guard lifecycle.isOpen, let current = stream, current.id == streamID else { return }
         stream = nil
         if let failure {
             // Headers are gone already: the only honest signal left is an incomplete body.
@@ -176,7 +175,7 @@ extension Connection {
     }
 
     func handleWritable() {
-        guard phase == .open || phase == .closingAfterFlush else {
+        guard lifecycle.writesOutput else {
             disarmWrite()
             return
         }
@@ -185,7 +184,7 @@ extension Connection {
     }
 
     func flush() {
-        guard phase == .open || phase == .closingAfterFlush else { return }
+        guard lifecycle.writesOutput else { return }
         if !output.isEmpty {
             let (sent, outcome) = output.send(to: fd)
             if sent > 0 { lastWriteProgress = monotonicNow() }
@@ -206,18 +205,18 @@ extension Connection {
             drainWaiters = []
             for waiter in waiters { waiter.resume() }
         }
-        if phase == .closingAfterFlush { startLingering() }
+        perform(lifecycle.outputFlushed(now: monotonicNow()))
     }
 
     func armWrite() {
-        guard !writeArmed, phase != .new, phase != .closed else { return }
-        writeArmed = true
-        loop.update(id, reading: !readPaused, writing: true)
+        guard !interest.write, lifecycle.isRegistered else { return }
+        interest.write = true
+        loop.update(id, reading: interest.read, writing: true)
     }
 
     func disarmWrite() {
-        guard writeArmed, phase != .new, phase != .closed else { return }
-        writeArmed = false
-        loop.update(id, reading: !readPaused, writing: false)
+        guard interest.write, lifecycle.isRegistered else { return }
+        interest.write = false
+        loop.update(id, reading: interest.read, writing: false)
     }
 }

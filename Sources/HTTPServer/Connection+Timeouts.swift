@@ -5,16 +5,16 @@ import Dispatch
 extension Connection {
     /// The next deadline that applies in the current state, if any. Handlers are never timed.
     func deadline() -> (at: UInt64, action: TimeoutAction)? {
-        switch phase {
+        switch lifecycle.state {
         case .new, .closed:
             return nil
-        case .lingering:
-            return (lingerStartedAt &+ context.lingeringClose, .closeSilently)
+        case .lingering(let since):
+            return (since &+ context.lingeringClose, .closeSilently)
         case .open, .closingAfterFlush:
             break
         }
         if !output.isEmpty { return (lastWriteProgress &+ context.writeIdle, .abort) }
-        guard phase == .open, !readPaused, !stopParsing || upload != nil else { return nil }
+        guard lifecycle.isOpen, interest.read, lifecycle.acceptsRequests || upload != nil else { return nil }
         switch parser.phase {
         case .head:
             return ((headStartedAt ?? monotonicNow()) &+ context.headerRead, .requestTimeout)
@@ -44,7 +44,7 @@ extension Connection {
         // Superseded schedules still fire; only the one armed last counts.
         guard timerArmedFor == at else { return }
         timerArmedFor = nil
-        guard phase != .closed, let (at, action) = deadline() else { return }
+        guard lifecycle.state != .closed, let (at, action) = deadline() else { return }
         if monotonicNow() < at {
             arm(at)
             return

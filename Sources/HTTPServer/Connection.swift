@@ -12,14 +12,20 @@ import Synchronization
 final class Connection: IOLoopClient, @unchecked Sendable {
     // @unchecked Sendable: see the type comment; every `var` is only accessed on the loop thread.
 
-    enum Phase {
-        case new
-        case open
-        /// Final response queued; close once the output is flushed.
-        case closingAfterFlush
-        /// FIN sent; draining what the client still sends until EOF or the linger deadline.
-        case lingering
-        case closed
+    /// What the socket is registered for with the loop (mirrors the kernel's epoll interest, so a
+    /// change costs a syscall only when it changes something).
+    struct Interest {
+        var read = true
+        /// Only while output is pending: an idle socket is always writable.
+        var write = false
+    }
+
+    /// The response pump's re-entrancy guard: a response that becomes ready while pumping is
+    /// picked up by the running pump instead of a nested one.
+    enum PumpState {
+        case idle
+        case running
+        case runAgain
     }
 
     enum TimeoutAction {
@@ -69,15 +75,9 @@ final class Connection: IOLoopClient, @unchecked Sendable {
     let context: ServerContext
     let remoteAddress: String
 
-    var phase = Phase.new
-    /// Reading is disabled in the loop (see `updateReading`).
-    var readPaused = false
-    /// Writability is watched (only while output is pending: an idle socket is always writable).
-    var writeArmed = false
+    var lifecycle = ConnectionLifecycle()
+    var interest = Interest()
     var parser: HTTPRequestParser
-    var stopParsing = false
-    var readEOF = false
-    var shuttingDown = false
     var slots: [Slot] = []
     var nextSequence = 0
     var output = OutputBuffer()
@@ -86,8 +86,7 @@ final class Connection: IOLoopClient, @unchecked Sendable {
     var upload: Upload?
     var nextUploadID = 0
     var drainWaiters: [CheckedContinuation<Void, any Error>] = []
-    var pumping = false
-    var pumpAgain = false
+    var pumpState = PumpState.idle
     // Times in DispatchTime uptime nanoseconds.
     var lastActivity: UInt64
     var headStartedAt: UInt64?
@@ -95,7 +94,6 @@ final class Connection: IOLoopClient, @unchecked Sendable {
     var lastBodyProgress: UInt64 = 0
     var lastBodyCount = 0
     var lastWriteProgress: UInt64 = 0
-    var lingerStartedAt: UInt64 = 0
     var timerArmedFor: UInt64?
     var requestsServed = 0
 
@@ -123,35 +121,39 @@ final class Connection: IOLoopClient, @unchecked Sendable {
 
     /// Registers with the loop. With `rejecting`, answers that error to the first request and closes.
     func start(rejecting: HTTPParseError? = nil) {
-        guard phase == .new else { return }
-        guard loop.register(self, fd: fd, token: id, reading: true, writing: false) else {
+        guard lifecycle.state == .new else { return }
+        let registered = loop.register(self, fd: fd, token: id, reading: true, writing: false)
+        let action = lifecycle.registered(registered)
+        guard registered else {
             // epoll_ctl failed (ENOMEM, ENOSPC) or the I/O thread already stopped: nothing can serve it.
             context.logger.warning("connection dropped: its I/O thread could not watch it", metadata: ["remote": .string(remoteAddress)])
-            phase = .closed
             closeDescriptor()
             return
         }
-        phase = .open
-        if shuttingDown {
-            teardown()
-            return
-        }
-        if let rejecting {
-            fail(rejecting)
-        }
+        perform(action)
+        guard lifecycle.isOpen else { return }
+        if let rejecting { fail(rejecting) }
         rearmTimer()
     }
+
+    /// Carries out what the lifecycle decided.
+    func perform(_ action: ConnectionLifecycle.Action) {
+        switch action {
+        case .none: break
+        case .tearDown: teardown()
+        case .closeAfterFlush: closeAfterFlush()
+        case .linger: linger()
+        case .updateReading: updateReading()
+        }
+    }
+
+    /// No request is owed a response.
+    var isIdle: Bool { slots.isEmpty && stream == nil }
 
     /// Graceful shutdown: answer what was already received (the last response says
     /// `Connection: close`), then close. Idle connections close at once.
     func beginShutdown() {
-        shuttingDown = true
-        guard phase == .open else { return }
-        stopParsing = true
-        updateReading()
-        if slots.isEmpty && stream == nil {
-            if output.isEmpty { teardown() } else { beginClosing() }
-        }
+        perform(lifecycle.shutdown(idle: isIdle, outputPending: !output.isEmpty))
     }
 
     /// Cuts the connection now (shutdown grace expired); stream writers throw.
@@ -160,8 +162,7 @@ final class Connection: IOLoopClient, @unchecked Sendable {
     }
 
     func teardown() {
-        guard phase != .closed, phase != .new else { return }
-        phase = .closed
+        guard lifecycle.tearDown() else { return }
         failUpload(ClientDisconnected())
         let waiters = drainWaiters
         drainWaiters = []
@@ -186,9 +187,10 @@ final class Connection: IOLoopClient, @unchecked Sendable {
 
     /// The last response is queued: stop reading requests, flush, then linger and close.
     func beginClosing() {
-        guard phase == .open else { return }
-        phase = .closingAfterFlush
-        stopParsing = true
+        perform(lifecycle.finalResponseQueued())
+    }
+
+    func closeAfterFlush() {
         failUpload(ClientDisconnected())
         for slot in slots { slot.task?.cancel() }
         slots.removeAll()
@@ -198,31 +200,29 @@ final class Connection: IOLoopClient, @unchecked Sendable {
 
     /// Sends FIN and keeps reading (discarding) for a short while: closing with unread data would
     /// make the kernel send RST, which can destroy the response before the client reads it.
-    func startLingering() {
-        guard phase == .closingAfterFlush else { return }
-        if readEOF {
-            teardown()
-            return
-        }
-        phase = .lingering
-        lingerStartedAt = monotonicNow()
+    func linger() {
         Syscall.shutdownWrite(fd)
         updateReading()
         rearmTimer()
     }
 
+    /// Stops parsing further requests after the current one.
+    func stopIntake() {
+        perform(lifecycle.stopIntake())
+    }
+
     // MARK: - Reading
 
     func handleReadable() {
-        guard phase == .open || phase == .lingering, !readPaused else { return }
+        guard lifecycle.readsInput, interest.read else { return }
         for _ in 0..<16 {
             switch Syscall.read(fd, into: loop.scratch) {
             case .done(let n):
                 lastActivity = monotonicNow()
-                if phase == .lingering { continue }
+                if lifecycle.isLingering { continue }
                 parser.feed(UnsafeRawBufferPointer(rebasing: loop.scratch[0..<n]))
                 processInput()
-                if phase != .open || readPaused {
+                if !lifecycle.isOpen || !interest.read {
                     rearmTimer()
                     return
                 }
@@ -243,27 +243,15 @@ final class Connection: IOLoopClient, @unchecked Sendable {
     }
 
     func handleEOF() {
-        readEOF = true
         failUpload(ClientDisconnected())
-        if phase == .lingering {
-            teardown()
-            return
-        }
-        if slots.isEmpty && stream == nil {
-            // Nothing more owed to the client (a partial request is dropped) beyond what is still
-            // being flushed.
-            if output.isEmpty { teardown() } else { beginClosing() }
-            return
-        }
-        // The client half-closed: answer what it sent, then close.
-        stopParsing = true
-        updateReading()
+        // A half-closed client is still answered what it sent, then the connection closes.
+        perform(lifecycle.endOfInput(idle: isIdle, outputPending: !output.isEmpty))
         rearmTimer()
     }
 
     func processInput() {
         // An upload in progress is read to its end even when no further request will be parsed.
-        while phase == .open && (!stopParsing || upload != nil) {
+        while lifecycle.isOpen && (lifecycle.acceptsRequests || upload != nil) {
             if upload == nil && slots.count >= context.configuration.limits.maxPipelinedRequests {
                 updateReading()
                 break
@@ -320,12 +308,9 @@ final class Connection: IOLoopClient, @unchecked Sendable {
 
     @discardableResult
     func dispatch(_ request: HTTPRequest, streaming: Bool = false) -> (sequence: Int, keepAlive: Bool) {
-        let keepAlive = request.wantsKeepAlive && !shuttingDown
+        let keepAlive = request.wantsKeepAlive && !lifecycle.shuttingDown
         // A streamed body still has to be read: parsing stops at its end (finishUpload).
-        if !keepAlive && !streaming {
-            stopParsing = true
-            updateReading()
-        }
+        if !keepAlive && !streaming { stopIntake() }
         let sequence = nextSequence
         nextSequence += 1
         let handler = context.handler
@@ -373,13 +358,13 @@ final class Connection: IOLoopClient, @unchecked Sendable {
         guard let current = upload else { return }
         upload = nil
         current.channel.finish()
-        if !current.keepAlive { stopParsing = true }
+        if !current.keepAlive { stopIntake() }
         updateReading()
     }
 
     /// The consumer caught up: read again (the body idle timeout restarts now).
     func uploadDrained(_ uploadID: Int) {
-        guard phase == .open, let current = upload, current.id == uploadID, current.paused else { return }
+        guard lifecycle.isOpen, let current = upload, current.id == uploadID, current.paused else { return }
         upload?.paused = false
         lastBodyProgress = monotonicNow()
         updateReading()
@@ -424,14 +409,12 @@ final class Connection: IOLoopClient, @unchecked Sendable {
                 slots[index].task = nil
                 slots[index].response = .error(error.status, code: error.code, message: error.message)
                 slots[index].forceClose = true
-                stopParsing = true
-                updateReading()
+                stopIntake()
                 pump()
                 return
             }
         }
-        stopParsing = true
-        updateReading()
+        stopIntake()
         let sequence = nextSequence
         nextSequence += 1
         slots.append(
@@ -446,29 +429,18 @@ final class Connection: IOLoopClient, @unchecked Sendable {
     /// Suspends or resumes the read source to match the state: paused while enough requests are
     /// waiting (pipelining backpressure), after the last request, and after EOF.
     func updateReading() {
-        let shouldRead: Bool
-        switch phase {
-        case .open:
-            if let upload {
-                shouldRead = !readEOF && !upload.paused
-            } else {
-                shouldRead = !stopParsing && !readEOF && slots.count < context.configuration.limits.maxPipelinedRequests
-            }
-        case .lingering:
-            shouldRead = !readEOF
-        case .new, .closingAfterFlush, .closed:
-            shouldRead = false
-        }
-        guard phase != .new, phase != .closed else { return }
-        if shouldRead && readPaused {
-            readPaused = false
+        guard lifecycle.isRegistered else { return }
+        let pipelineFull = slots.count >= context.configuration.limits.maxPipelinedRequests
+        let shouldRead = lifecycle.wantsInput(uploadPaused: upload?.paused, pipelineFull: pipelineFull)
+        if shouldRead && !interest.read {
+            interest.read = true
             // Bytes that already sit in the parser were read while paused; their head deadline
             // starts now, not when they arrived. Bytes still in the kernel are reported by the loop.
             headStartedAt = nil
-            loop.update(id, reading: true, writing: writeArmed)
-        } else if !shouldRead && !readPaused {
-            readPaused = true
-            loop.update(id, reading: false, writing: writeArmed)
+            loop.update(id, reading: true, writing: interest.write)
+        } else if !shouldRead && interest.read {
+            interest.read = false
+            loop.update(id, reading: false, writing: interest.write)
         }
     }
 }
