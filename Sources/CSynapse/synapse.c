@@ -237,8 +237,9 @@ static inline __attribute__((always_inline)) void if_step_from(int64_t len, cons
 
 SN_CLONES
 void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t steps, int64_t block, int64_t first,
-                       int64_t count, float theta, float leak, int64_t per_image, int64_t *counts) {
-    float u[TILE], fired[TILE];
+                       int64_t count, float theta, float leak, float u0, float *state_u, float *state_o,
+                       int64_t per_image, int64_t *counts) {
+    float u[TILE], fired[TILE], before[TILE];  // before: o_{−1}, the spikes of the step before the first
     int64_t n = first;
     const int64_t end = first + count;
     while (n < end) {
@@ -246,13 +247,21 @@ void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t s
         int64_t len = end - n;
         if (len > block - j0) len = block - j0;
         if (len > TILE) len = TILE;
-        for (int64_t j = 0; j < len; j++) { u[j] = 0; fired[j] = 0; }
+        for (int64_t j = 0; j < len; j++) {
+            u[j] = state_u ? state_u[n + j] : u0;
+            before[j] = state_o ? state_o[n + j] : 0;
+            fired[j] = 0;
+        }
         for (int64_t t = 0; t < steps; t++) {
             float *cur = x + (g * steps + t) * block + j0;
             // o_{t−1} is the previous step's block, already overwritten with spikes.
-            const float *prev = t == 0 ? no_spikes : cur - block;
+            const float *prev = t == 0 ? before : cur - block;
             if (current) if_step_from(len, current + g * block + j0, cur, prev, theta, leak, u, fired);
             else if_step(len, cur, prev, theta, leak, u, fired);
+        }
+        if (state_u && steps > 0) {
+            const float *last = x + (g * steps + steps - 1) * block + j0;
+            for (int64_t j = 0; j < len; j++) { state_u[n + j] = u[j]; state_o[n + j] = last[j]; }
         }
         for (int64_t j = 0; j < len; j++) counts[(j0 + j) / per_image] += (int64_t)fired[j];
         n += len;
@@ -262,13 +271,18 @@ void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t s
 
 SN_CLONES
 void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_t steps, int64_t h, int64_t w,
-                            int64_t first, int64_t count, float theta, float leak, float *pooled, int64_t *counts) {
+                            int64_t first, int64_t count, float theta, float leak, float u0, float *state_u,
+                            float *state_o, float *pooled, int64_t *counts) {
     const int64_t plane = h * w, ph = h / 2, pw = w / 2, pplane = ph * pw;
     float u[PLANE_MAX], a[PLANE_MAX], b[PLANE_MAX], fired[PLANE_MAX];
     for (int64_t q = first; q < first + count; q++) {
         const int64_t c = q / images, i = q % images;
         float *prev = a, *spikes = b;  // o_{t−1} and o_t, swapped every step
-        for (int64_t j = 0; j < plane; j++) { u[j] = 0; prev[j] = 0; fired[j] = 0; }
+        for (int64_t j = 0; j < plane; j++) {
+            u[j] = state_u ? state_u[q * plane + j] : u0;
+            prev[j] = state_o ? state_o[q * plane + j] : 0;
+            fired[j] = 0;
+        }
         for (int64_t t = 0; t < steps; t++) {
             const float *cur = constant ? x + q * plane : x + ((c * steps + t) * images + i) * plane;
             if_step_from(plane, cur, spikes, prev, theta, leak, u, fired);
@@ -279,6 +293,9 @@ void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_
                     out[py * pw + px] = (r0[2 * px] + r0[2 * px + 1] + r1[2 * px] + r1[2 * px + 1]) * 0.25f;
             }
             float *swap = prev; prev = spikes; spikes = swap;
+        }
+        if (state_u) {
+            for (int64_t j = 0; j < plane; j++) { state_u[q * plane + j] = u[j]; state_o[q * plane + j] = prev[j]; }
         }
         int64_t total = 0;
         for (int64_t j = 0; j < plane; j++) total += (int64_t)fired[j];
@@ -401,8 +418,8 @@ static inline __attribute__((always_inline)) void stdb_record_step(
 
 SN_CLONES
 void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64_t groups, int64_t steps,
-                              int64_t block, int64_t first, int64_t count, float theta, float leak, const float *table,
-                              int32_t silent_age, float alpha, float *surrogate, float *membrane) {
+                              int64_t block, int64_t first, int64_t count, float theta, float leak, float u0,
+                              const float *table, int32_t silent_age, float alpha, float *surrogate, float *membrane) {
 #pragma clang fp contract(off)
     float u[TILE], prev[TILE];  // membrane potential, o_{t−1}
     int32_t last[TILE];
@@ -413,7 +430,7 @@ void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64
         int64_t len = end - n;
         if (len > block - j0) len = block - j0;
         if (len > TILE) len = TILE;
-        for (int64_t j = 0; j < len; j++) { u[j] = 0; prev[j] = 0; last[j] = -silent_age; }
+        for (int64_t j = 0; j < len; j++) { u[j] = u0; prev[j] = 0; last[j] = -silent_age; }
         for (int64_t t = 0; t < steps; t++) {
             const int64_t off = (g * steps + t) * block + j0;
             const float *restrict in = constant ? x + g * block + j0 : x + off;

@@ -50,6 +50,29 @@ public struct Frames: Sendable {
     /// Offset of (group, step) block.
     @inline(__always) public func blockOffset(group g: Int, step t: Int) -> Int { (g * timesteps + t) * blockLength }
 
+    /// The frames of images `keep` (indices into `images`), in that order.
+    public func selecting(_ keep: [Int]) -> Frames {
+        Frames(
+            scalars: Self.select(scalars, groups: groups, steps: timesteps, images: images, keep: keep), shape: shape,
+            timesteps: timesteps, images: keep.count)
+    }
+
+    /// Values laid out `[groups][steps][images][P]` with only the images `keep`.
+    static func select(_ values: [Float], groups: Int, steps: Int, images: Int, keep: [Int]) -> [Float] {
+        let per = values.count / max(1, groups * steps * images)
+        var out = [Float]()
+        out.reserveCapacity(groups * steps * keep.count * per)
+        values.withUnsafeBufferPointer { v in
+            for block in 0..<(groups * steps) {
+                for i in keep {
+                    let start = (block * images + i) * per
+                    out.append(contentsOf: v[start..<(start + per)])
+                }
+            }
+        }
+        return out
+    }
+
     /// Flat features of every frame `[T·b, C·H·W]` in PyTorch's flatten order (c, h, w).
     public func flattened() -> Frames {
         guard isMap else { return self }

@@ -54,11 +54,18 @@ public struct SNNConfig: Codable, Sendable, Equatable {
     /// The reference implementation's one-step delay per layer; off by default.
     public var lagged: Bool
     public var conversion: ConversionSettings?
+    /// Membrane potential before the first step, as a fraction of each layer's threshold; nil is
+    /// 0, the reference method's. ½ centres the rounding error of the spike count on zero (QCFS,
+    /// Bu et al., ICLR 2022), which matters when T is a few steps.
+    public var initialMembrane: Float?
 
     enum CodingKeys: String, CodingKey {
         case thresholds, leak, leaks, encoding, lagged, conversion
-        case defaultTimesteps = "default_timesteps", maxTimesteps = "max_timesteps"
+        case defaultTimesteps = "default_timesteps", maxTimesteps = "max_timesteps", initialMembrane = "initial_membrane"
     }
+
+    /// The membrane potential before the first step of spiking layer `k`.
+    public func initialPotential(layer k: Int) -> Float { (initialMembrane ?? 0) * thresholds[k] }
 
     public init(
         thresholds: [Float], leak: Float = 1, encoding: Encoding = .poisson, defaultTimesteps: Int = 32,
@@ -191,6 +198,9 @@ public struct Model: Sendable {
                 guard leaks.count == n, leaks.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
                     throw ModelError("model.json: snn.leaks needs \(n) entries in (0, 1]")
                 }
+            }
+            if let f = snn.initialMembrane, !(f >= 0 && f <= 1) {
+                throw ModelError("model.json: snn.initial_membrane must be a fraction of the threshold in [0, 1]")
             }
             guard snn.defaultTimesteps >= 1, snn.maxTimesteps >= snn.defaultTimesteps else {
                 throw ModelError("model.json: need 1 ≤ default_timesteps ≤ max_timesteps")

@@ -135,7 +135,7 @@ public struct STDBNetwork: Sendable {
                 let k = neuronIndex
                 neuronIndex += 1
                 let (sur, mem, spikes) = Self.fireRecording(
-                    &x, timesteps: t, threshold: snn.thresholds[k], leak: leaks[k],
+                    &x, timesteps: t, threshold: snn.thresholds[k], leak: leaks[k], initialMembrane: snn.initialPotential(layer: k),
                     surrogate: surrogate, keepState: trainThresholds || trainLeak)
                 tape.append(.neuron(index: k, surrogate: sur, membrane: mem, spikes: spikes))
             case .averagePool(let p):
@@ -325,8 +325,8 @@ public struct STDBNetwork: Sendable {
     /// neuron and step (and, for trainable thresholds or leak, the membrane before the step and the
     /// spikes); `sn_integrate_fire_record`.
     static func fireRecording(
-        _ x: inout Frames, timesteps t: Int, threshold θ: Float, leak: Float, surrogate: Surrogate,
-        keepState: Bool
+        _ x: inout Frames, timesteps t: Int, threshold θ: Float, leak: Float, initialMembrane u0: Float = 0,
+        surrogate: Surrogate, keepState: Bool
     ) -> (surrogate: [Float], membrane: [Float], spikes: [Float]) {
         let current = x
         let constant: Int32 = current.timesteps == 1 && t > 1 ? 1 : 0
@@ -357,7 +357,7 @@ public struct STDBNetwork: Sendable {
                             Parallel.forEach(groups * l, grain: 4096) { range in
                                 sn_integrate_fire_record(
                                     input.base, constant, spikes.base, Int64(groups), Int64(t), Int64(l),
-                                    Int64(range.lowerBound), Int64(range.count), θ, leak, tab?.base,
+                                    Int64(range.lowerBound), Int64(range.count), θ, leak, u0, tab?.base,
                                     Int32(silentAge), alpha, surs.base, mems?.base)
                             }
                         }

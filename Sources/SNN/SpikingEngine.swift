@@ -77,6 +77,9 @@ public struct SpikingEngine: Sendable {
         public var seeds: [UInt64]
         /// Record each image's running potential after every step.
         public var trace: Bool
+        /// Stop each image once its prediction is settled (adaptive time steps); nil runs every
+        /// image for `timesteps` steps.
+        public var exit: ExitPolicy?
         /// Override of the model's thresholds (conversion calibrates with partial lists).
         public var thresholds: [Float]?
         public var lagged: Bool?
@@ -85,8 +88,9 @@ public struct SpikingEngine: Sendable {
 
         public init(
             timesteps: Int, encoding: SNNConfig.Encoding? = nil, seeds: [UInt64] = [], trace: Bool = false,
-            thresholds: [Float]? = nil, lagged: Bool? = nil, synapticPath: SynapticPath = .automatic
+            thresholds: [Float]? = nil, lagged: Bool? = nil, synapticPath: SynapticPath = .automatic, exit: ExitPolicy? = nil
         ) {
+            self.exit = exit
             self.timesteps = timesteps
             self.encoding = encoding
             self.seeds = seeds
@@ -115,12 +119,17 @@ public struct SpikingEngine: Sendable {
         public var layerNeurons: [Int]
         /// What each weighted layer did, in network order (summed over chunks).
         public var weightedLayers: [WeightedLayerReport] = []
+        /// The budget.
         public var timesteps: Int
+        /// Steps each image ran: the budget, or fewer when an exit policy stopped it.
+        public var timestepsUsed: [Int]
+        /// Why each image stopped.
+        public var exits: [ExitReason]
 
         /// Mean fraction of neurons of each spiking layer that fire per step.
         public var spikeRates: [Double] {
-            let images = potentials.shape[0]
-            return zip(layerSpikes, layerNeurons).map { Double($0) / Double(max(1, $1 * timesteps * images)) }
+            let imageSteps = timestepsUsed.reduce(0, +)
+            return zip(layerSpikes, layerNeurons).map { Double($0) / Double(max(1, $1 * imageSteps)) }
         }
 
         /// Each image's class, or nil when its output potentials carry no decision: the largest
@@ -184,9 +193,13 @@ public struct SpikingEngine: Sendable {
         let classes = d.labels.count
         let thresholds = options.thresholds ?? snn.thresholds
         let plan = Plan(
-            thresholds: thresholds, leaks: snn.leaks ?? [Float](repeating: snn.leak, count: thresholds.count), timesteps: t,
+            thresholds: thresholds, leaks: snn.leaks ?? [Float](repeating: snn.leak, count: thresholds.count),
+            initialMembranes: thresholds.map { (snn.initialMembrane ?? 0) * $0 }, timesteps: t,
             lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe,
             synapticPath: options.synapticPath)
+        if let policy = options.exit, stopAfterNeuron == nil, observe == nil, !plan.lagged {
+            return runAdaptive(input, options: options, policy: policy, plan: plan)
+        }
         let encoding = options.encoding ?? snn.encoding
         let neuronLayers = layers.neuronCount
         var result = Result(
@@ -194,7 +207,8 @@ public struct SpikingEngine: Sendable {
             spikes: [Int](repeating: 0, count: n), synapticOps: [Int](repeating: 0, count: n),
             layerSpikes: [Int](repeating: 0, count: neuronLayers),
             imageLayerSpikes: [[Int]](repeating: [Int](repeating: 0, count: neuronLayers), count: n),
-            layerNeurons: [Int](repeating: 0, count: neuronLayers), timesteps: t)
+            layerNeurons: [Int](repeating: 0, count: neuronLayers), timesteps: t,
+            timestepsUsed: [Int](repeating: t, count: n), exits: [ExitReason](repeating: .budget, count: n))
         let perImage = max(1, maxFrameFloats / max(1, t * Self.largestActivation(d)))
         let features = d.input.channels * d.input.height * d.input.width
         var start = 0
@@ -243,6 +257,8 @@ public struct SpikingEngine: Sendable {
     struct Plan {
         var thresholds: [Float]
         var leaks: [Float]
+        /// Membrane potential before the first step, per spiking layer.
+        var initialMembranes: [Float]
         var timesteps: Int
         var lagged: Bool
         var stopAfterNeuron: Int?
@@ -254,6 +270,9 @@ public struct SpikingEngine: Sendable {
     struct Position {
         var neuron = 0
         var weighted = 0
+        /// Each spiking layer's state carried from the previous run of steps (adaptive time steps),
+        /// or nil when a run covers all steps.
+        var states: [NeuronState?]? = nil
     }
 
     struct Stats {
@@ -322,19 +341,20 @@ public struct SpikingEngine: Sendable {
                 if let stop = plan.stopAfterNeuron, k >= stop { return nil }
                 let spikes: [Int]
                 let neurons = x.shape.reduce(1, *)
+                let (θ, leak, u0) = (plan.thresholds[k], plan.leaks[k], plan.initialMembranes[k])
+                var state = position.states.map { $0[k] ?? NeuronState(neurons: x.groups * x.blockLength, groups: x.groups, initialMembrane: u0) }
                 if let pool = Self.fusablePool(after: index, in: layers, input: x, plan: plan) {
                     // Fire and pool in one pass; the spikes themselves are never stored.
                     (x, spikes) = NeuronDynamics.fireAndPool(
-                        x, timesteps: plan.timesteps,
-                        threshold: plan.thresholds[k], leak: plan.leaks[k])
+                        x, timesteps: plan.timesteps, threshold: θ, leak: leak, initialMembrane: u0, state: &state)
                     index = pool + 1
                 } else if x.timesteps != plan.timesteps {
                     (x, spikes) = NeuronDynamics.fire(
-                        constantCurrent: x, timesteps: plan.timesteps,
-                        threshold: plan.thresholds[k], leak: plan.leaks[k])
+                        constantCurrent: x, timesteps: plan.timesteps, threshold: θ, leak: leak, initialMembrane: u0, state: &state)
                 } else {
-                    spikes = NeuronDynamics.fire(&x, threshold: plan.thresholds[k], leak: plan.leaks[k])
+                    spikes = NeuronDynamics.fire(&x, threshold: θ, leak: leak, initialMembrane: u0, state: &state)
                 }
+                if position.states != nil { position.states?[k] = state }
                 for i in 0..<x.images {
                     stats.spikes[i] += spikes[i]
                     stats.imageLayerSpikes[i][k] = spikes[i]

@@ -50,29 +50,33 @@ import Testing
     /// scatter otherwise) run.
     @Test(arguments: [1, 3, 16], [SpikingEngine.SynapticPath.dense, .eventDriven, .automatic])
     func agreesWithPerStepReference(timesteps: Int, path: SpikingEngine.SynapticPath) throws {
+        // Membranes from 0 (the reference method) and from θ/2 (dyadic thresholds keep it exact).
         for encoding in [SNNConfig.Encoding.poisson, .direct] {
-            let input = InputDescription(channels: 2, height: 8, width: 8, mean: [0, 0], std: [1, 1])
-            let layers: [LayerSpec] = [
-                .conv("c1", 2, 4), .relu, .avgPool(), .conv("c2", 4, 64), .relu, .dropout(0.3), .avgPool(), .flatten,
-                .linear("f1", 256, 5), .relu, .linear("f2", 5, 3),
-            ]
-            let tensors = [
-                "c1.weight": dyadicTensor([4, 2, 3, 3], seed: 1), "c2.weight": dyadicTensor([64, 4, 3, 3], seed: 2),
-                "f1.weight": dyadicTensor([5, 256], seed: 3), "f2.weight": dyadicTensor([3, 5], seed: 4),
-            ]
-            let model = makeModel(
-                input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.875, 0.5, 2.5],
-                encoding: encoding)
-            try model.validate()
-            var x = dyadicTensor([5, 2, 8, 8], seed: 9)
-            for i in 0..<x.count { x.scalars[i] *= 1.5 }
-            let seeds: [UInt64] = [11, 12, 13, 14, 15]
-            var engine = try SpikingEngine(model: model)
-            engine.maxFrameFloats = 2 * 4096 * timesteps  // two images a chunk: three chunks
-            let r = engine.run(x, options: .init(timesteps: timesteps, seeds: seeds, synapticPath: path))
-            if path != .automatic { #expect(r.weightedLayers.allSatisfy { $0.path == path }) }
-            #expect(r.weightedLayers.map(\.name) == ["c1", "c2", "f1", "f2"])
-            checkAgainstReference(r, model: model, x: x, timesteps: timesteps, seeds: seeds)
+            for initialMembrane in [nil, Float(0.5)] {
+                let input = InputDescription(channels: 2, height: 8, width: 8, mean: [0, 0], std: [1, 1])
+                let layers: [LayerSpec] = [
+                    .conv("c1", 2, 4), .relu, .avgPool(), .conv("c2", 4, 64), .relu, .dropout(0.3), .avgPool(), .flatten,
+                    .linear("f1", 256, 5), .relu, .linear("f2", 5, 3),
+                ]
+                let tensors = [
+                    "c1.weight": dyadicTensor([4, 2, 3, 3], seed: 1), "c2.weight": dyadicTensor([64, 4, 3, 3], seed: 2),
+                    "f1.weight": dyadicTensor([5, 256], seed: 3), "f2.weight": dyadicTensor([3, 5], seed: 4),
+                ]
+                var model = makeModel(
+                    input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.875, 0.5, 2.5],
+                    encoding: encoding)
+                model.description.snn?.initialMembrane = initialMembrane
+                try model.validate()
+                var x = dyadicTensor([5, 2, 8, 8], seed: 9)
+                for i in 0..<x.count { x.scalars[i] *= 1.5 }
+                let seeds: [UInt64] = [11, 12, 13, 14, 15]
+                var engine = try SpikingEngine(model: model)
+                engine.maxFrameFloats = 2 * 4096 * timesteps  // two images a chunk: three chunks
+                let r = engine.run(x, options: .init(timesteps: timesteps, seeds: seeds, synapticPath: path))
+                if path != .automatic { #expect(r.weightedLayers.allSatisfy { $0.path == path }) }
+                #expect(r.weightedLayers.map(\.name) == ["c1", "c2", "f1", "f2"])
+                checkAgainstReference(r, model: model, x: x, timesteps: timesteps, seeds: seeds)
+            }
         }
     }
 
@@ -149,7 +153,7 @@ import Testing
         var r = SpikingEngine.Result(
             potentials: Tensor(shape: [3, 3], scalars: [0, 0, 0, 1, 2, 2, 0.5, 3, -1]),
             trace: nil, spikes: [0, 0, 0], synapticOps: [0, 0, 0], layerSpikes: [],
-            imageLayerSpikes: [], layerNeurons: [], timesteps: 1)
+            imageLayerSpikes: [], layerNeurons: [], timesteps: 1, timestepsUsed: [1, 1, 1], exits: [.budget, .budget, .budget])
         #expect(r.decisions == [nil, nil, 1])
         r.potentials.scalars[5] = 1.5
         #expect(r.decisions == [nil, 1, 1])

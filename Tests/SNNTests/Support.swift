@@ -72,9 +72,9 @@ struct PerStepReference {
                         x = (0..<outF).map { o in (0..<x.count).reduce(Float(0)) { $0 + w.scalars[o * x.count + $1] * x[$1] } }
                         shape = [outF]
                     case .relu:
-                        var u = membranes[neuron] ?? [Float](repeating: 0, count: x.count)
-                        var r = resets[neuron] ?? [Float](repeating: 0, count: x.count)
                         let theta = snn.thresholds[neuron]
+                        var u = membranes[neuron] ?? [Float](repeating: (snn.initialMembrane ?? 0) * theta, count: x.count)
+                        var r = resets[neuron] ?? [Float](repeating: 0, count: x.count)
                         for j in 0..<x.count {
                             u[j] = snn.leak * u[j] + x[j] - r[j]
                             x[j] = u[j] > theta ? 1 : 0

@@ -30,7 +30,10 @@ void sn_event_conv2d(const float *x, int64_t frames, int64_t first, int64_t coun
                      int64_t stride, int64_t pad, int64_t oh, int64_t ow, float *y, float *scratch);
 
 /// Integrate-and-fire over all steps for neurons `first ..< first+count` of `groups` blocks of
-/// `block` neurons: u_t = leak·u_{t−1} + I_t − θ·o_{t−1}, o_t = [u_t > θ], from u_0 = 0.
+/// `block` neurons: u_t = leak·u_{t−1} + I_t − θ·o_{t−1}, o_t = [u_t > θ], from u_{−1} = `u0` and
+/// o_{−1} = 0 — or, when `state_u` is not NULL, from the membrane `state_u[n]` and last spike
+/// `state_o[n]` of neuron n = g·block + j, where the final ones are written back (a run continued
+/// over several calls, as adaptive time steps do).
 ///
 /// - `x`: the current I of neuron j of group g at step t is `x[(g·steps + t)·block + j]`; it is
 ///   replaced by the spike o (0 or 1).
@@ -39,7 +42,8 @@ void sn_event_conv2d(const float *x, int64_t frames, int64_t first, int64_t coun
 /// - `counts`: spikes are added to `counts[j / per_image]` (one total per image of a block).
 /// Evaluated without fused multiply-add, so it rounds like the Swift recurrence of STDB.
 void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t steps, int64_t block, int64_t first,
-                       int64_t count, float theta, float leak, int64_t per_image, int64_t *counts);
+                       int64_t count, float theta, float leak, float u0, float *state_u, float *state_o,
+                       int64_t per_image, int64_t *counts);
 
 /// Integrate-and-fire followed by 2×2 average pooling (stride 2), fused: the spikes of each image
 /// plane stay in cache and only the pooled map is written, a quarter of the memory traffic of
@@ -50,8 +54,10 @@ void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t s
 /// - `pooled`: `[channels, steps·images, h/2, w/2]`, written for planes `first ..< first+count`
 ///   (plane = c·images + i); `h` and `w` are even and `h·w` ≤ 4096.
 /// - `counts`: spikes added per image.
+/// - `u0`, `state_u`, `state_o`: as for `sn_integrate_fire`, with neuron n = plane·h·w + p.
 void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_t steps, int64_t h, int64_t w,
-                            int64_t first, int64_t count, float theta, float leak, float *pooled, int64_t *counts);
+                            int64_t first, int64_t count, float theta, float leak, float u0, float *state_u,
+                            float *state_o, float *pooled, int64_t *counts);
 
 /// Event-driven weight gradient of a linear layer, dW = dYᵀ·X, for input features
 /// `first ..< first+count`: for every non-zero input x[f, i], row i of `dwt` gains x[f, i]·dY[f, :].
@@ -79,14 +85,15 @@ void sn_channels_last(const float *src, int64_t channels, int64_t frames, int64_
 /// with `constant` one step `x[g·block + j]` for all), the spikes written to `spikes`, and the
 /// surrogate derivative σ'_t of every neuron and step into `surrogate` (both laid out as
 /// `sn_integrate_fire`'s `x`); when `membrane` is not NULL, also the potential before each step.
+/// Membranes start at `u0`.
 ///
 /// - `table` not NULL: the STDB surrogate α·exp(−β·Δt), tabulated by Δt = steps since the neuron's
 ///   last spike before this step (`table_len` = steps + silent_age + 1 entries; a neuron that has
 ///   not spiked counts from step −silent_age).
 /// - `table` NULL: the piecewise-linear surrogate α·max(0, 1 − |u/θ − 1|).
 void sn_integrate_fire_record(const float *x, int constant, float *spikes, int64_t groups, int64_t steps,
-                              int64_t block, int64_t first, int64_t count, float theta, float leak, const float *table,
-                              int32_t silent_age, float alpha, float *surrogate, float *membrane);
+                              int64_t block, int64_t first, int64_t count, float theta, float leak, float u0,
+                              const float *table, int32_t silent_age, float alpha, float *surrogate, float *membrane);
 
 /// The spiking layer's backward pass through time for neurons `first ..< first+count`, in place:
 /// g_u[t] = g_o[t]·σ'_t + leak·g_u[t+1] replaces g_o[t] in `g` (same layout as the forward `x`).
