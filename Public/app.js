@@ -71,6 +71,7 @@ async function classify() {
   if (!imageBlob) return;
   const model = $('model').value;
   const params = new URLSearchParams({ timesteps: $('timesteps').value, top_k: $('topk').value, trace: 'true', seed: '0' });
+  if ($('adaptive').checked) params.set('adaptive', 'true');
   const type = imageBlob.type === 'image/png' || imageBlob.type === 'image/jpeg' ? imageBlob.type : 'application/octet-stream';
   $('classify').disabled = true;
   setStatus('classifying…');
@@ -114,7 +115,10 @@ function show(body) {
     row.querySelector('.fill').style.width = Math.min(100, 400 * rate).toFixed(1) + '%';
     rates.appendChild(row);
   });
-  $('meta').textContent = `model ${body.model} v${body.model_version}, T=${body.timesteps}, ` +
+  const steps = result.exit === 'settled'
+    ? `stopped after ${result.timesteps_used} of ${body.timesteps} steps (settled)`
+    : `T=${body.timesteps}`;
+  $('meta').textContent = `model ${body.model} v${body.model_version}, ${steps}, ` +
     `${result.spike_count} spikes, ${result.synaptic_ops} synaptic ops, request ${body.request_id}`;
 }
 

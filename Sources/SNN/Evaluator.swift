@@ -10,11 +10,15 @@ public enum Evaluator {
         public var synapticOpsPerImage: Double
         /// Images whose output potentials decided nothing (counted as wrong).
         public var undecided: Int
+        /// Mean steps per image (the budget unless an exit policy stopped images early).
+        public var meanTimestepsUsed: Double
+        /// Images per number of steps used.
+        public var timestepsHistogram: [Int: Int]
     }
 
     public static func evaluateSNN(
         _ model: Model, on data: ImageSet, timesteps: Int, batchSize: Int = 100,
-        lagged: Bool = false, seed: UInt64 = 0
+        lagged: Bool = false, seed: UInt64 = 0, exit: ExitPolicy? = nil
     ) throws -> SNNReport {
         var engine = try SpikingEngine(model: model)
         var rng = SeededGenerator(seed: 0)
@@ -22,6 +26,7 @@ public enum Evaluator {
         var layerSpikes: [Double] = []
         var layerNeurons: [Int] = []
         var ops = 0.0
+        var histogram: [Int: Int] = [:]
         let start = nowSeconds()
         for lo in stride(from: 0, to: data.count, by: batchSize) {
             let indices = Array(lo..<min(data.count, lo + batchSize))
@@ -30,7 +35,8 @@ public enum Evaluator {
                 x,
                 options: .init(
                     timesteps: timesteps, seeds: indices.map { UInt64($0) &+ seed &* 1_000_003 },
-                    lagged: lagged))
+                    lagged: lagged, exit: exit))
+            for used in r.timestepsUsed { histogram[used, default: 0] += 1 }
             let decisions = r.decisions
             correct += zip(decisions, labels).filter { $0 == $1 }.count
             undecided += decisions.filter { $0 == nil }.count
@@ -41,10 +47,11 @@ public enum Evaluator {
         }
         let seconds = nowSeconds() - start
         let n = Double(max(1, data.count))
-        let rates = zip(layerSpikes, layerNeurons).map { $0 / (Double($1) * Double(timesteps) * n) }
+        let imageSteps = Double(histogram.reduce(0) { $0 + $1.key * $1.value })
+        let rates = zip(layerSpikes, layerNeurons).map { $0 / (Double($1) * max(1, imageSteps)) }
         return SNNReport(
             accuracy: Double(correct) / n, imagesPerSecond: n / seconds, spikeRates: rates, synapticOpsPerImage: ops / n,
-            undecided: undecided)
+            undecided: undecided, meanTimestepsUsed: imageSteps / n, timestepsHistogram: histogram)
     }
 
     public static func evaluateANN(_ model: Model, on data: ImageSet, batchSize: Int = 100) throws(ModelError) -> (

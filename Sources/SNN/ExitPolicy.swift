@@ -7,8 +7,8 @@ import Foundation
 /// rule holds. An image whose largest potential is shared by several classes never stops early.
 /// The threshold is calibrated per model on validation data (`ExitCalibration`) and stored in
 /// `model.json`; a request may override it.
-public struct ExitPolicy: Codable, Sendable, Equatable {
-    public enum Rule: String, Codable, Sendable, CaseIterable {
+public struct ExitPolicy: Codable, Sendable, Hashable {
+    public enum Rule: String, Codable, Sendable, CaseIterable, Hashable {
         /// Stop when max p ≥ threshold.
         case confidence
         /// Stop when the two largest p differ by at least threshold.

@@ -58,10 +58,14 @@ public struct SNNConfig: Codable, Sendable, Equatable {
     /// 0, the reference method's. ½ centres the rounding error of the spike count on zero (QCFS,
     /// Bu et al., ICLR 2022), which matters when T is a few steps.
     public var initialMembrane: Float?
+    /// The calibrated rule for adaptive time steps (`spikeserve calibrate-exit`), used when a
+    /// request asks for adaptive steps; nil: not calibrated.
+    public var exitPolicy: ExitPolicy?
 
     enum CodingKeys: String, CodingKey {
         case thresholds, leak, leaks, encoding, lagged, conversion
         case defaultTimesteps = "default_timesteps", maxTimesteps = "max_timesteps", initialMembrane = "initial_membrane"
+        case exitPolicy = "exit_policy"
     }
 
     /// The membrane potential before the first step of spiking layer `k`.
@@ -198,6 +202,9 @@ public struct Model: Sendable {
                 guard leaks.count == n, leaks.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
                     throw ModelError("model.json: snn.leaks needs \(n) entries in (0, 1]")
                 }
+            }
+            if let p = snn.exitPolicy, !(p.minTimesteps >= 1 && p.interval >= 1 && p.threshold.isFinite) {
+                throw ModelError("model.json: snn.exit_policy needs min_timesteps ≥ 1, interval ≥ 1 and a finite threshold")
             }
             if let f = snn.initialMembrane, !(f >= 0 && f <= 1) {
                 throw ModelError("model.json: snn.initial_membrane must be a fraction of the threshold in [0, 1]")

@@ -158,7 +158,7 @@ public struct SpikingEngine: Sendable {
         /// softmax(potential / T): the scores the API reports.
         public func scores(image b: Int) -> [Float] {
             let k = potentials.shape[1]
-            return softmax((0..<k).map { potentials.scalars[b * k + $0] / Float(timesteps) })
+            return softmax((0..<k).map { potentials.scalars[b * k + $0] / Float(max(1, timestepsUsed[b])) })
         }
     }
 

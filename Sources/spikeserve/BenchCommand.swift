@@ -46,6 +46,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @OptionGroup var exit: ExitOptions
+
     @Flag(help: "Without a model: time each weighted-layer kind on both paths against the input event rate.")
     var crossover = false
 
@@ -61,6 +63,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func validate() throws {
+        try exit.validate()
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard finetuneBatch >= 1 else { throw ValidationError("--finetune-batch must be at least 1") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
@@ -156,9 +159,13 @@ struct BenchCommand: ParsableCommand {
             model: m.description.name, blasCore: BLAS.coreName, cores: Parallel.cores, batch: batch,
             data: data ?? "random", path: self.path.rawValue)
         var engine = try SpikingEngine(model: m)
+        let policy = try exit.policy(for: m)
+        report.exitPolicy = policy
         for t in timesteps {
             var result: SpikingEngine.Result?
-            let seconds = time { result = engine.run(inferenceInput, options: .init(timesteps: t, synapticPath: self.path.engine)) }
+            let seconds = time {
+                result = engine.run(inferenceInput, options: .init(timesteps: t, synapticPath: self.path.engine, exit: policy))
+            }
             let r = result!
             let dense = r.weightedLayers.reduce(0) { $0 + $1.denseMACs }
             let ops = r.synapticOps.reduce(0, +)
@@ -166,6 +173,7 @@ struct BenchCommand: ParsableCommand {
                 .init(
                     timesteps: t, imagesPerSecond: Double(batch) / seconds, msPerImage: seconds * 1e3 / Double(batch),
                     effectiveGFLOPs: 2 * Double(dense) / seconds / 1e9, synapticOpsPerSecond: Double(ops) / seconds,
+                    meanTimestepsUsed: Double(r.timestepsUsed.reduce(0, +)) / Double(max(1, batch)),
                     layers: r.weightedLayers.map {
                         .init(
                             name: $0.name, path: $0.path == .eventDriven ? "event-driven" : "dense",
@@ -239,6 +247,8 @@ struct BenchReport: Encodable {
         var effectiveGFLOPs: Double
         /// Input events × fan-out (the engine's `synapticOps`), per second.
         var synapticOpsPerSecond: Double
+        /// Steps per image (the budget, unless adaptive steps stopped images early).
+        var meanTimestepsUsed: Double
         var layers: [Layer]
     }
 
@@ -256,17 +266,26 @@ struct BenchReport: Encodable {
     var batch: Int
     var data: String
     var path: String
+    /// The adaptive time-step policy used, if any.
+    var exitPolicy: ExitPolicy?
     var inference: [Inference] = []
     var finetuning: [Finetuning] = []
     var peakRSSMB = 0.0
 
     func printText() {
         print("model \(model), batch \(batch), data \(data), path \(path), BLAS \(blasCore), \(cores) cores")
+        if let p = exitPolicy {
+            print(
+                String(
+                    format: "adaptive time steps: %@ threshold %.4g, from step %d every %d", p.rule.rawValue, p.threshold, p.minTimesteps, p.interval)
+            )
+        }
         for r in inference {
             print(
                 String(
-                    format: "snn inference T=%3d batch %d: %8.0f images/s  %7.3f ms/image  %6.1f GFLOP/s effective  %.3g synaptic ops/s",
-                    r.timesteps, batch, r.imagesPerSecond, r.msPerImage, r.effectiveGFLOPs, r.synapticOpsPerSecond))
+                    format:
+                        "snn inference T=%3d batch %d: %8.0f images/s  %7.3f ms/image  %6.1f GFLOP/s effective  %.3g synaptic ops/s  %.2f steps/image",
+                    r.timesteps, batch, r.imagesPerSecond, r.msPerImage, r.effectiveGFLOPs, r.synapticOpsPerSecond, r.meanTimestepsUsed))
             print(
                 "  layers: "
                     + r.layers.map { String(format: "%@ %@ (event rate %.3f)", $0.name, $0.path, $0.eventRate) }

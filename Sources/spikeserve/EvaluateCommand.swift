@@ -44,12 +44,15 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Seed of the Poisson input.")
     var seed: UInt64 = 0
 
+    @OptionGroup var exit: ExitOptions
+
     func validate() throws {
         try OptionRange.timesteps(timesteps)
         try OptionRange.check(limit, 1...Int.max, "--limit")
         try OptionRange.check(split, oneOf: ["all", "validation"], "--split")
         try OptionRange.check(validationSplit, 0.001...0.9, "--validation-split")
         try OptionRange.check(batchSize, 1...OptionRange.maxBatch, "--batch-size")
+        try exit.validate()
     }
 
     func run() throws {
@@ -77,13 +80,20 @@ struct EvaluateCommand: ParsableCommand {
         }
         let t = timesteps ?? model.description.snn?.defaultTimesteps ?? 32
         try OptionRange.memory(model, timesteps: t)
-        let r = try Evaluator.evaluateSNN(model, on: set, timesteps: t, batchSize: batchSize, lagged: lagged, seed: seed)
-        let out: [String: Any] = [
+        let policy = try exit.policy(for: model)
+        let r = try Evaluator.evaluateSNN(model, on: set, timesteps: t, batchSize: batchSize, lagged: lagged, seed: seed, exit: policy)
+        var out: [String: Any] = [
             "accuracy": r.accuracy, "images": set.count, "timesteps": t, "images_per_second": r.imagesPerSecond,
             "spike_rate_per_layer": r.spikeRates, "synaptic_ops_per_image": r.synapticOpsPerImage, "mode": "snn",
             "undecided": r.undecided,
-            "lagged": lagged,
+            "lagged": lagged, "mean_timesteps_used": r.meanTimestepsUsed,
         ]
+        if let policy {
+            out["exit_policy"] = [
+                "rule": policy.rule.rawValue, "threshold": policy.threshold, "min_timesteps": policy.minTimesteps, "interval": policy.interval,
+            ]
+            out["timesteps_histogram"] = Dictionary(uniqueKeysWithValues: r.timestepsHistogram.map { (String($0.key), $0.value) })
+        }
         if json {
             try printJSON(out)
         } else {
@@ -95,6 +105,13 @@ struct EvaluateCommand: ParsableCommand {
                 print("\(r.undecided) images undecided (equal top output potentials; counted as wrong): T=\(t) is too small for this model")
             }
             print("spike rate per layer: " + r.spikeRates.map { String(format: "%.4f", $0) }.joined(separator: " "))
+            if let policy {
+                print(
+                    String(
+                        format: "adaptive (%@ ≥ %.4g from step %d every %d): %.2f steps per image on average; steps used: %@",
+                        policy.rule.rawValue, policy.threshold, policy.minTimesteps, policy.interval, r.meanTimestepsUsed,
+                        r.timestepsHistogram.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")))
+            }
         }
     }
 }

@@ -44,7 +44,7 @@ import Testing
     @Test func classifyBodyHasImagesBesideTheParameters() throws {
         let body = try object(JSONSchema.of(ClassifyJSONBody.self))
         #expect(body.required == ["images"])
-        #expect(Set(body.properties.keys) == ["images", "timesteps", "top_k", "seed", "trace", "deadline_ms"])
+        #expect(Set(body.properties.keys) == ["images", "timesteps", "top_k", "seed", "trace", "deadline_ms", "adaptive", "exit_threshold"])
         #expect(try json(body.properties["deadline_ms"]!) == #"{"maximum":3600000,"minimum":1,"type":"integer"}"#)
     }
 
@@ -75,6 +75,6 @@ import Testing
         #expect(paths["/v1/models/{name}/default"]?.keys.sorted() == ["put"])
         let classify = paths["/v1/models/{name}/classify"]?["post"] as? [String: Any]
         let names = (classify?["parameters"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
-        #expect(Set(names ?? []) == ["name", "timesteps", "top_k", "seed", "trace", "deadline_ms"])
+        #expect(Set(names ?? []) == ["name", "timesteps", "top_k", "seed", "trace", "deadline_ms", "adaptive", "exit_threshold"])
     }
 }

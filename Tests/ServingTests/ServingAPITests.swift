@@ -71,6 +71,38 @@ import Testing
         #expect(v2.status == 200 && v2.headers["x-model-version"] == "2")
     }
 
+    /// Adaptive steps over the API: each image reports the steps it ran and why it stopped; a policy
+    /// that never holds runs the budget and answers as the fixed budget does.
+    @Test func adaptiveTimestepsReportStepsUsed() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.stop() } }
+        let url = server.base + "/v1/models/tiny/classify"
+        let png = ["-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png")]
+        func first(_ r: CurlResult) -> [String: Any] { (r.json["results"] as? [[String: Any]])?.first ?? [:] }
+        let fixed = try await curl(png + [url + "?timesteps=32&seed=3"])
+        let never = try await curl(png + [url + "?timesteps=32&seed=3&exit_threshold=2"])
+        #expect(first(never)["timesteps_used"] as? Int == 32 && first(never)["exit"] as? String == "budget")
+        #expect(first(fixed)["exit"] as? String == "budget")
+        // Equal up to the rounding of a GEMM over fewer frames at a time.
+        let scores = { (r: CurlResult) in (first(r)["predictions"] as? [[String: Any]])?.compactMap { $0["score"] as? Double } ?? [] }
+        #expect(scores(never).count == 5 && zip(scores(never), scores(fixed)).allSatisfy { abs($0 - $1) < 1e-5 })
+        let eager = try await curl(png + [url + "?timesteps=32&seed=3&adaptive=true&exit_threshold=0"])
+        let used = first(eager)["timesteps_used"] as? Int ?? 0
+        #expect(eager.status == 200 && used >= 1 && used <= 32)
+        #expect(first(eager)["exit"] as? String == (used < 32 ? "settled" : "budget"))
+        let json = try await curl([
+            "-H", "Content-Type: application/json", "--data",
+            #"{"images": [{"b64": "\#(try Data(contentsOf: URL(fileURLWithPath: fixture("seven.png"))).base64EncodedString())"}], "timesteps": 32, "seed": 3, "exit_threshold": 0}"#,
+            url,
+        ])
+        #expect(first(json)["timesteps_used"] as? Int == used)
+        // Without a calibrated policy, adaptive needs a threshold.
+        let uncalibrated = try await curl(png + [url + "?adaptive=true"])
+        #expect(uncalibrated.status == 400 && uncalibrated.errorCode == "invalid_parameter")
+        let metrics = String(decoding: try await curl([server.base + "/metrics"]).body, as: UTF8.self)
+        #expect(metrics.contains("spikeserve_timesteps_used") && metrics.contains("spikeserve_exits_total"))
+    }
+
     @Test func errorsHaveTheDocumentedStatusAndShape() async throws {
         let server = try await TestServer()
         defer { Task { await server.stop() } }

@@ -64,6 +64,8 @@ struct ClassifyRequest {
         p.seed = fromBody.seed ?? p.seed
         p.trace = fromBody.trace ?? p.trace
         p.deadlineMs = fromBody.deadlineMs ?? p.deadlineMs
+        p.adaptive = fromBody.adaptive ?? p.adaptive
+        p.exitThreshold = fromBody.exitThreshold ?? p.exitThreshold
         try p.validate()
         r.parameters = p
         return r
@@ -71,7 +73,7 @@ struct ClassifyRequest {
 }
 
 extension ClassifyParameters {
-    static let names: Set<String> = ["timesteps", "top_k", "seed", "trace", "deadline_ms"]
+    static let names: Set<String> = ["timesteps", "top_k", "seed", "trace", "deadline_ms", "adaptive", "exit_threshold"]
 
     /// From query or form fields (text).
     init(text fields: [String: String]) throws(RequestError) {
@@ -83,12 +85,20 @@ extension ClassifyParameters {
             guard let seed = UInt64(s) else { throw .invalidParameter("parameter 'seed' must be a non-negative integer") }
             self.seed = seed
         }
-        if let t = fields["trace"] {
-            switch t.lowercased() {
-            case "true", "1", "yes": trace = true
-            case "false", "0", "no", "": trace = false
-            default: throw .invalidParameter("parameter 'trace' must be true or false")
-            }
+        trace = try Self.boolean(fields["trace"], "trace")
+        adaptive = try Self.boolean(fields["adaptive"], "adaptive")
+        if let s = fields["exit_threshold"] {
+            guard let v = Double(s), v.isFinite else { throw .invalidParameter("parameter 'exit_threshold' must be a number") }
+            exitThreshold = v
+        }
+    }
+
+    static func boolean(_ text: String?, _ name: String) throws(RequestError) -> Bool? {
+        guard let text else { return nil }
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no", "": return false
+        default: throw .invalidParameter("parameter '\(name)' must be true or false")
         }
     }
 

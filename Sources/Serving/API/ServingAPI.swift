@@ -214,6 +214,8 @@ public final class ServingAPI: Sendable {
         detail.encoding = snn.encoding
         detail.leak = Double(snn.leak)
         detail.thresholds = snn.thresholds.map(Double.init)
+        detail.initialMembrane = snn.initialMembrane.map(Double.init)
+        detail.exitPolicy = snn.exitPolicy
         detail.accuracies = d.provenance.accuracies
         detail.ready = state(entry) == "ready"
         return detail
@@ -285,6 +287,7 @@ public final class ServingAPI: Sendable {
         guard t <= snn.maxTimesteps else {
             throw RequestError.invalidParameter("parameter 'timesteps' is \(t), above this model's maximum of \(snn.maxTimesteps)")
         }
+        let policy = try exitPolicy(params, snn: snn)
         let topK = min(params.topK ?? 5, d.labels.count)
         guard request.images.count <= configuration.maxImagesPerRequest else {
             throw ClassifyError.tooManyImages(count: request.images.count, limit: configuration.maxImagesPerRequest)
@@ -322,7 +325,7 @@ public final class ServingAPI: Sendable {
             outcomes = try await withThrowingTaskGroup(of: (Int, InferenceScheduler.Outcome).self) { group in
                 for (i, input) in inputs.enumerated() {
                     let job = InferenceScheduler.Job(input: input, seed: baseSeed &+ UInt64(i), trace: request.trace, deadline: deadline)
-                    group.addTask { (i, try await self.scheduler.submit(job, version: version, timesteps: t)) }
+                    group.addTask { (i, try await self.scheduler.submit(job, version: version, timesteps: t, exit: policy)) }
                 }
                 var results = [InferenceScheduler.Outcome?](repeating: nil, count: inputs.count)
                 for try await (i, o) in group { results[i] = o }
@@ -333,6 +336,7 @@ public final class ServingAPI: Sendable {
         }
         let results = outcomes.enumerated().map { i, o in
             metrics.queueWait(seconds: o.queueSeconds)
+            metrics.timestepsUsed(model: name, steps: o.timestepsUsed, exit: o.exit.rawValue)
             return result(o, labels: d.labels, timesteps: t, topK: topK, decodeSeconds: decodeSeconds[i])
         }
         let body = ClassifyResponse(
@@ -343,9 +347,25 @@ public final class ServingAPI: Sendable {
         return response
     }
 
+    /// The adaptive policy a request asks for: the model's calibrated one, with `exit_threshold`
+    /// overriding its threshold; nil for a fixed budget.
+    func exitPolicy(_ params: ClassifyParameters, snn: SNNConfig) throws(RequestError) -> ExitPolicy? {
+        guard params.adaptive ?? (params.exitThreshold != nil) else { return nil }
+        if var policy = snn.exitPolicy {
+            policy.threshold = params.exitThreshold ?? policy.threshold
+            return policy
+        }
+        // Uncalibrated: a threshold given with the request, on the margin rule from step 1.
+        guard let threshold = params.exitThreshold else {
+            throw .invalidParameter("adaptive: this model has no calibrated exit policy (spikeserve calibrate-exit); give exit_threshold")
+        }
+        return ExitPolicy(rule: .margin, threshold: threshold)
+    }
+
     /// One image's answer: top-k labels (none when the potentials decided nothing, e.g. too few
     /// time steps), spike counts and rates, timings, and the per-step trace when asked for.
-    func result(_ o: InferenceScheduler.Outcome, labels: [String], timesteps t: Int, topK: Int, decodeSeconds: Double) -> ClassifyResult {
+    func result(_ o: InferenceScheduler.Outcome, labels: [String], timesteps budget: Int, topK: Int, decodeSeconds: Double) -> ClassifyResult {
+        let t = o.timestepsUsed
         let order = o.decided ? Array(o.scores.indices.sorted { o.scores[$0] > o.scores[$1] }.prefix(topK)) : []
         let trace = o.trace.map { steps in
             steps.enumerated().map { step, potentials in
@@ -362,7 +382,7 @@ public final class ServingAPI: Sendable {
         return ClassifyResult(
             decided: o.decided,
             predictions: order.map { .init(label: labels[$0], index: $0, score: Double(o.scores[$0])) },
-            timestepsUsed: t, spikeCount: o.spikes, synapticOps: o.synapticOps,
+            timestepsUsed: t, exit: o.exit, spikeCount: o.spikes, synapticOps: o.synapticOps,
             spikeRates: zip(o.layerSpikes, o.layerNeurons).map { Double($0) / Double(max(1, $1 * t)) },
             timingsMs: .init(
                 decode: decodeSeconds * 1e3, queue: o.queueSeconds * 1e3, compute: o.computeSeconds * 1e3, batchSize: o.batchSize),

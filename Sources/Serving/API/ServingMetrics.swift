@@ -19,6 +19,7 @@ public final class ServingMetrics: Sendable {
         factory.valueHistogramBuckets = [
             "spikeserve_batch_size": [1, 2, 4, 8, 16, 32, 64],
             "spikeserve_timesteps": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+            "spikeserve_timesteps_used": [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 512],
         ]
         self.factory = factory
     }
@@ -42,6 +43,12 @@ public final class ServingMetrics: Sendable {
             .increment(by: Int64(size))
         factory.makeTimer(label: "spikeserve_batch_compute_seconds", dimensions: [("model", model)])
             .recordNanoseconds(Int64(computeSeconds * 1e9))
+    }
+
+    /// Steps one image ran, and why it stopped (`settled` early by adaptive steps, or at its `budget`).
+    public func timestepsUsed(model: String, steps: Int, exit: String) {
+        factory.makeRecorder(label: "spikeserve_timesteps_used", dimensions: [("model", model)], aggregate: true).record(Int64(steps))
+        factory.makeCounter(label: "spikeserve_exits_total", dimensions: [("model", model), ("reason", exit)]).increment(by: 1)
     }
 
     /// Images dropped before or while being computed: their deadline passed, or their client left.

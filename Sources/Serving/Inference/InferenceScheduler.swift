@@ -67,6 +67,9 @@ public final class InferenceScheduler: Sendable {
         public var queueSeconds: Double
         public var computeSeconds: Double
         public var batchSize: Int
+        /// Steps the image ran, and why it stopped there (adaptive steps stop settled images early).
+        public var timestepsUsed: Int
+        public var exit: ExitReason
     }
 
     public enum Failure: Error, Sendable, Equatable {
@@ -86,6 +89,8 @@ public final class InferenceScheduler: Sendable {
         var model: String
         var version: Int
         var timesteps: Int
+        /// Adaptive time steps' policy; images with different policies are not batched together.
+        var exit: ExitPolicy?
     }
 
     struct Pending: Sendable {
@@ -158,8 +163,8 @@ public final class InferenceScheduler: Sendable {
     /// call fails with `deadlineExceeded`, whatever the worker is busy with; a running one is
     /// dropped at the next chunk boundary. Cancelling the calling task (the HTTP server does when
     /// the client resets) drops the image the same way and fails with `cancelled`.
-    public func submit(_ job: Job, version: ModelStore.Version, timesteps: Int) async throws -> Outcome {
-        let key = Key(model: version.name, version: version.number, timesteps: timesteps)
+    public func submit(_ job: Job, version: ModelStore.Version, timesteps: Int, exit: ExitPolicy? = nil) async throws -> Outcome {
+        let key = Key(model: version.name, version: version.number, timesteps: timesteps, exit: exit)
         let id = state.withLock { s in
             s.nextID &+= 1
             return s.nextID
@@ -329,7 +334,7 @@ public final class InferenceScheduler: Sendable {
             input, version: version,
             options: .init(
                 timesteps: key.timesteps, seeds: live.map(\.job.seed),
-                trace: live.contains { $0.job.trace }))
+                trace: live.contains { $0.job.trace }, exit: key.exit))
         let compute = (ContinuousClock.now - start).seconds
         let k = version.model.description.labels.count
         let decisions = result.decisions
@@ -339,7 +344,8 @@ public final class InferenceScheduler: Sendable {
                 decided: decisions[i] != nil,
                 trace: p.job.trace ? result.trace?[i] : nil, spikes: result.spikes[i], synapticOps: result.synapticOps[i],
                 layerSpikes: result.imageLayerSpikes[i], layerNeurons: result.layerNeurons,
-                queueSeconds: (start - p.enqueued).seconds, computeSeconds: compute, batchSize: batchSize)
+                queueSeconds: (start - p.enqueued).seconds, computeSeconds: compute, batchSize: batchSize,
+                timestepsUsed: result.timestepsUsed[i], exit: result.exits[i])
             if let d = p.job.deadline, d < ContinuousClock.now {
                 abandon(p.id, because: .deadlineExceeded)
             } else if let mine = state.withLock({ s in

@@ -1,3 +1,5 @@
+import SNN
+
 /// The classify parameters, as JSON body fields, form fields or query parameters (the body's win).
 public struct ClassifyParameters: Codable, Sendable, SchemaAnnotated {
     /// Time-step budget T; default the model's, at most its `max_timesteps`.
@@ -9,10 +11,15 @@ public struct ClassifyParameters: Codable, Sendable, SchemaAnnotated {
     public var trace: Bool?
     /// Give up (504) when the images are not computed within this many milliseconds.
     public var deadlineMs: Int?
+    /// Stop each image once its prediction is settled, up to the budget (the model's calibrated
+    /// exit policy).
+    public var adaptive: Bool?
+    /// Override of the exit policy's threshold (implies adaptive).
+    public var exitThreshold: Double?
 
     enum CodingKeys: String, CodingKey {
-        case timesteps, seed, trace
-        case topK = "top_k", deadlineMs = "deadline_ms"
+        case timesteps, seed, trace, adaptive
+        case topK = "top_k", deadlineMs = "deadline_ms", exitThreshold = "exit_threshold"
     }
 
     public static let maxDeadlineMs = 3_600_000
@@ -24,6 +31,8 @@ public struct ClassifyParameters: Codable, Sendable, SchemaAnnotated {
             "seed": ["description": "Seed of the Poisson input, for reproducible results."],
             "trace": ["description": "Return the running prediction after every step."],
             "deadline_ms": ["minimum": 1, "maximum": .int(maxDeadlineMs)],
+            "adaptive": ["description": "Stop each image once its prediction is settled (the model's calibrated exit policy), up to the budget."],
+            "exit_threshold": ["description": "Override of the exit policy's threshold; implies adaptive."],
         ]
     }
 }
@@ -121,7 +130,10 @@ public struct ClassifyResult: Codable, Sendable, SchemaAnnotated {
 
     public var decided: Bool
     public var predictions: [Prediction]
+    /// Steps this image ran: the budget, or fewer when adaptive steps stopped it.
     public var timestepsUsed: Int
+    /// Why it stopped: `settled` (adaptive) or `budget`.
+    public var exit: ExitReason
     /// Spikes emitted by all neurons over all time steps.
     public var spikeCount: Int
     /// Synaptic operations: one per spike and outgoing synapse.
@@ -132,7 +144,7 @@ public struct ClassifyResult: Codable, Sendable, SchemaAnnotated {
     public var trace: [TraceStep]?
 
     enum CodingKeys: String, CodingKey {
-        case decided, predictions, trace
+        case decided, predictions, trace, exit
         case timestepsUsed = "timesteps_used", spikeCount = "spike_count", synapticOps = "synaptic_ops"
         case spikeRates = "spike_rates", timingsMs = "timings_ms"
     }
@@ -156,3 +168,5 @@ extension ClassifyParameters {
         return properties.map { APIOperation.QueryParameter($0.0, $0.1) }
     }
 }
+
+extension ExitReason: SchemaDescribing {}

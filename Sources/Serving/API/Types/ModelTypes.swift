@@ -48,6 +48,10 @@ public struct ModelDetail: Codable, Sendable {
     public var leak: Double?
     /// Firing threshold θ of each spiking layer, in units of the layer's input current.
     public var thresholds: [Double]?
+    /// Membrane potential before the first step, as a fraction of the threshold (absent: 0).
+    public var initialMembrane: Double?
+    /// The calibrated rule of adaptive time steps (absent: not calibrated).
+    public var exitPolicy: ExitPolicy?
     @Nullable public var defaultVersion: Int?
     public var versions: [VersionInfo]
     public var accuracies: [String: Double]?
@@ -56,6 +60,7 @@ public struct ModelDetail: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case name, architecture, input, labels, encoding, leak, thresholds, versions, accuracies, ready
         case defaultTimesteps = "default_timesteps", maxTimesteps = "max_timesteps", defaultVersion = "default_version"
+        case initialMembrane = "initial_membrane", exitPolicy = "exit_policy"
     }
 }
 
@@ -91,3 +96,4 @@ public struct SetDefaultRequest: Codable, Sendable, SchemaAnnotated {
 }
 
 extension SNNConfig.Encoding: SchemaDescribing {}
+extension ExitPolicy.Rule: SchemaDescribing {}
