@@ -15,6 +15,7 @@ public struct ANNRunner: Sendable {
         case conv(input: Tensor)
         case linear(input: Tensor)
         case relu(output: Tensor)
+        case qcfs(input: Tensor)
         case avgpool(inputShape: [Int])
         case maxpool(argmax: [Int32], inputShape: [Int])
         case dropout(mask: [Float])
@@ -44,6 +45,9 @@ public struct ANNRunner: Sendable {
             case .neuron:
                 x = relu(x)
                 entry = .relu(output: x)
+            case .quantizedClip(let q):
+                entry = .qcfs(input: x)
+                x = Self.quantizedClip(x, q)
             case .averagePool(let p):
                 entry = .avgpool(inputShape: x.shape)
                 x = avgPool2d(x, kernel: p.kernel, stride: p.stride)
@@ -106,6 +110,10 @@ public struct ANNRunner: Sendable {
                 g = gi
             case (.neuron, .relu(let output)):
                 g = reluBackward(g, output: output)
+            case (.quantizedClip(let q), .qcfs(let input)):
+                let (gx, gClip) = Self.quantizedClipBackward(g, input: input, q)
+                accumulate(&gradients, q.name + ".clip", Tensor(shape: [1], scalars: [gClip]))
+                g = gx
             case (.averagePool(let p), .avgpool(let shape)):
                 g = avgPool2dBackward(g, inputShape: shape, kernel: p.kernel, stride: p.stride)
             case (.maxPool, .maxpool(let argmax, let shape)):
@@ -126,6 +134,38 @@ public struct ANNRunner: Sendable {
             }
         }
         return g
+    }
+
+    /// y = λ·clip(⌊x·L/λ + ½⌋ / L, 0, 1), elementwise (QCFS, Bu et al., ICLR 2022).
+    static func quantizedClip(_ x: Tensor, _ q: Layer.QuantizedClip) -> Tensor {
+        let λ = q.clip.scalars[0], l = Float(q.levels)
+        var y = x
+        for i in 0..<y.count {
+            let level = (x.scalars[i] * l / λ + 0.5).rounded(.down) / l
+            y.scalars[i] = λ * min(1, max(0, level))
+        }
+        return y
+    }
+
+    /// Gradients of `quantizedClip` with the floor passed straight through: inside the clip range
+    /// ∂y/∂x = 1 and ∂y/∂λ = y/λ − x/λ; above it ∂y/∂x = 0 and ∂y/∂λ = 1; below it both are 0.
+    static func quantizedClipBackward(_ g: Tensor, input x: Tensor, _ q: Layer.QuantizedClip) -> (Tensor, Float) {
+        let λ = q.clip.scalars[0], l = Float(q.levels)
+        var gx = g
+        var gClip: Double = 0
+        for i in 0..<g.count {
+            let v = x.scalars[i]
+            let level = (v * l / λ + 0.5).rounded(.down) / l
+            if level > 1 {
+                gx.scalars[i] = 0
+                gClip += Double(g.scalars[i])
+            } else if level < 0 {
+                gx.scalars[i] = 0
+            } else {
+                gClip += Double(g.scalars[i] * (level - v / λ))
+            }
+        }
+        return (gx, Float(gClip))
     }
 
     func accumulate(_ gradients: inout [String: Tensor], _ name: String, _ g: Tensor) {

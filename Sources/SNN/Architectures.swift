@@ -14,6 +14,33 @@ public enum Architectures {
             mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616])
     }
 
+    /// The architecture's layers with `qcfs` activations of `levels` levels in place of every ReLU
+    /// (named `act.K`), for training an ANN that converts to an SNN with few steps.
+    public static func layers(for name: String, classes: Int = 10, batchNorm: Bool = false, qcfsLevels: Int?) throws(ModelError)
+        -> [LayerSpec]
+    {
+        let plain = try layers(for: name, classes: classes, batchNorm: batchNorm)
+        guard let qcfsLevels else { return plain }
+        var k = 0
+        func swap(_ layers: [LayerSpec]) -> [LayerSpec] {
+            layers.map { layer in
+                switch layer.type {
+                case .relu:
+                    defer { k += 1 }
+                    return .qcfs("act.\(k)", levels: qcfsLevels)
+                case .residual:
+                    var l = layer
+                    l.body = swap(layer.body ?? [])
+                    l.shortcut = swap(layer.shortcut ?? [])
+                    return l
+                default:
+                    return layer
+                }
+            }
+        }
+        return swap(plain)
+    }
+
     public static func layers(for name: String, classes: Int = 10, batchNorm: Bool = false) throws(ModelError) -> [LayerSpec] {
         switch name {
         case "mnist-cnn":

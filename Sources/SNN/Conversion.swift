@@ -25,6 +25,12 @@ public struct Converter {
         public var defaultTimesteps: Int = 32
         public var maxTimesteps: Int = 512
         public var leak: Float = 1
+        /// Membrane potential before the first step as a fraction of θ; nil is 0 (the paper's).
+        /// Calibration simulates with it, so thresholds are balanced for the model as it will run.
+        public var initialMembrane: Float? = nil
+        /// Take each threshold from the clip λ of the layer's `qcfs` activation instead of
+        /// balancing on currents (needs an ANN trained with `qcfs`; `scale` is not applied).
+        public var thresholdsFromClips = false
         public var encoding: SNNConfig.Encoding = .poisson
         public var seed: UInt64 = 0
         public init() {}
@@ -34,6 +40,7 @@ public struct Converter {
         _ ann: Model, calibration: ImageSet, configuration c: Configuration,
         log: (String) -> Void = { _ in }
     ) throws -> Model {
+        if c.thresholdsFromClips { return try convertFromClips(ann, configuration: c) }
         // Without calibration every threshold falls to its floor and the model is useless.
         guard c.calibrationImages >= 1, c.calibrationTimesteps >= 1, c.scale > 0, calibration.count >= 1 else {
             throw ModelError("conversion needs calibration: at least one image and one time step, and a positive scale")
@@ -50,6 +57,7 @@ public struct Converter {
             conversion: ConversionSettings(
                 scale: c.scale, percentile: c.percentile, calibrationImages: c.calibrationImages,
                 calibrationTimesteps: c.calibrationTimesteps))
+        snn.initialMembrane = c.initialMembrane
         folded.description.snn = snn
         var engine = try SpikingEngine(model: folded)
         let count = min(c.calibrationImages, calibration.count)
@@ -80,6 +88,25 @@ public struct Converter {
             log(String(format: "spiking layer %d: max current %.4f, threshold %.4f", k, maximum, thresholds[k]))
         }
         snn.thresholds = thresholds
+        folded.description.snn = snn
+        try folded.validate()
+        return folded
+    }
+
+    /// QCFS conversion (Bu et al., ICLR 2022): θ_k = λ_k, the clip of spiking layer k's activation,
+    /// with the membranes starting at θ/2 unless the configuration says otherwise — over T = L steps
+    /// of a constant current the spike count N then gives N·θ/T = the ANN's rounded activation.
+    /// A spike of layer k stands for θ_k (`spike_amplitudes`), as the activation it replaces ranges
+    /// up to λ_k; the weights stay the ANN's.
+    static func convertFromClips(_ ann: Model, configuration c: Configuration) throws -> Model {
+        var folded = try foldBatchNorm(ann)
+        guard let clips = try folded.compiledLayers().clips else {
+            throw ModelError("thresholds from clips need every activation to be qcfs (train with --qcfs-levels)")
+        }
+        var snn = SNNConfig(
+            thresholds: clips, leak: c.leak, encoding: c.encoding, defaultTimesteps: c.defaultTimesteps, maxTimesteps: c.maxTimesteps)
+        snn.initialMembrane = c.initialMembrane ?? 0.5
+        snn.spikeAmplitudes = clips
         folded.description.snn = snn
         try folded.validate()
         return folded

@@ -85,7 +85,9 @@ public struct FineTuner {
     }
 
     public var model: Model { network.model }
-    var weightNames: [String] { network.description.layers.parameterShapes().map(\.name) }
+    /// The weights STDB trains: every parameter but the ANN activations' clips (the SNN's
+    /// thresholds stand in for them).
+    var weightNames: [String] { network.description.layers.parameterShapes().map(\.name).filter { !$0.hasSuffix(".clip") } }
 
     /// Runs the remaining epochs; after each one evaluates on `validation`, keeps the best model
     /// and (if given) writes a checkpoint. Throws `TrainingCancelled` between batches on request.

@@ -50,6 +50,16 @@ public struct Frames: Sendable {
     /// Offset of (group, step) block.
     @inline(__always) public func blockOffset(group g: Int, step t: Int) -> Int { (g * timesteps + t) * blockLength }
 
+    /// Multiplies every value by `factor` (spikes that stand for more than 1).
+    public mutating func scale(by factor: Float) {
+        scalars.withUnsafeMutableBufferPointer { v in
+            let p = SharedPointer(v.baseAddress!)
+            Parallel.forEach(v.count, grain: 1 << 16) { range in
+                for i in range { p.base[i] *= factor }
+            }
+        }
+    }
+
     /// The frames of images `keep` (indices into `images`), in that order.
     public func selecting(_ keep: [Int]) -> Frames {
         Frames(

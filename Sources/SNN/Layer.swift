@@ -11,6 +11,9 @@ public enum Layer: Sendable {
     case linear(Linear)
     /// ReLU in the ANN; a layer of spiking neurons (one threshold each) in the SNN.
     case neuron
+    /// The quantisation-clip-floor-shift activation in the ANN; a layer of spiking neurons in the
+    /// SNN, whose threshold conversion may take from the clip.
+    case quantizedClip(QuantizedClip)
     case averagePool(Pool)
     case maxPool(Pool)
     /// Dropout with the probability of zeroing an activation, in [0, 1).
@@ -39,6 +42,14 @@ public enum Layer: Sendable {
         public var outFeatures: Int
         public var weight: Tensor
         public var bias: Tensor?
+    }
+
+    /// y = λ·clip(⌊x·L/λ + ½⌋ / L, 0, 1): L levels between 0 and the trainable clip λ (`clip`, [1]).
+    /// Trained with the straight-through estimator for the floor (Bu et al., ICLR 2022).
+    public struct QuantizedClip: Sendable {
+        public var name: String
+        public var levels: Int
+        public var clip: Tensor
     }
 
     /// A pooling window, `kernel`×`kernel` moved by `stride`.
@@ -92,6 +103,10 @@ extension Layer {
                 layers.append(.linear(Linear(name: spec.name ?? "", inFeatures: inF, outFeatures: outF, weight: weight, bias: bias)))
             case .relu:
                 layers.append(.neuron)
+            case .qcfs:
+                let clip = try tensor("clip", [1])
+                guard clip.scalars[0] > 0 else { throw ModelError("weights: '\(spec.name ?? "").clip' must be positive") }
+                layers.append(.quantizedClip(QuantizedClip(name: spec.name ?? "", levels: spec.levels ?? 1, clip: clip)))
             case .avgpool, .maxpool:
                 let kernel = spec.kernel ?? 2
                 let pool = Pool(kernel: kernel, stride: spec.stride ?? kernel)
@@ -120,7 +135,7 @@ extension Layer {
     /// Whether the layer has trainable parameters.
     public var isWeighted: Bool {
         switch self {
-        case .convolution, .linear, .batchNorm, .residual: true
+        case .convolution, .linear, .batchNorm, .residual, .quantizedClip: true
         default: false
         }
     }
@@ -131,7 +146,7 @@ extension [Layer] {
     public var neuronCount: Int {
         reduce(0) { count, layer in
             switch layer {
-            case .neuron: count + 1
+            case .neuron, .quantizedClip: count + 1
             case .residual(let body, let shortcut): count + body.neuronCount + shortcut.neuronCount
             default: count
             }
@@ -150,6 +165,8 @@ extension [Layer] {
             case .linear(let l):
                 out[l.name + ".weight"] = l.weight
                 if let b = l.bias { out[l.name + ".bias"] = b }
+            case .quantizedClip(let q):
+                out[q.name + ".clip"] = q.clip
             case .batchNorm(let n):
                 out[n.name + ".weight"] = n.weight
                 out[n.name + ".bias"] = n.bias
@@ -183,12 +200,35 @@ extension [Layer] {
                 n.runningMean = tensors[n.name + ".running_mean"] ?? n.runningMean
                 n.runningVariance = tensors[n.name + ".running_var"] ?? n.runningVariance
                 return .batchNorm(n)
+            case .quantizedClip(var q):
+                q.clip = tensors[q.name + ".clip"] ?? q.clip
+                return .quantizedClip(q)
             case .residual(let body, let shortcut):
                 return .residual(body: body.withTensors(tensors), shortcut: shortcut.withTensors(tensors))
             default:
                 return layer
             }
         }
+    }
+}
+
+extension [Layer] {
+    /// The clips λ of the `quantizedClip` activations in traversal order, or nil unless every
+    /// spiking layer is one.
+    public var clips: [Float]? {
+        var out: [Float] = []
+        func walk(_ layers: [Layer]) -> Bool {
+            for layer in layers {
+                switch layer {
+                case .neuron: return false
+                case .quantizedClip(let q): out.append(q.clip.scalars[0])
+                case .residual(let body, let shortcut): if !walk(body) || !walk(shortcut) { return false }
+                default: break
+                }
+            }
+            return true
+        }
+        return walk(self) ? out : nil
     }
 }
 

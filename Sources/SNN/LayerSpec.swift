@@ -3,12 +3,14 @@ import TensorKit
 /// One layer of a network, as stored in `model.json`. A flat struct with optional fields keeps the
 /// JSON plain for Python users; `validate` checks that each type has the fields it needs.
 ///
-/// Types: `conv2d`, `linear`, `relu`, `avgpool`, `maxpool`, `dropout`, `flatten`, `batchnorm`,
+/// Types: `conv2d`, `linear`, `relu`, `qcfs`, `avgpool`, `maxpool`, `dropout`, `flatten`, `batchnorm`,
 /// `residual` (a basic block: `body` and `shortcut` run on the same input and their outputs are
-/// added; an empty shortcut is the identity). In the SNN every `relu` becomes a spiking neuron.
+/// added; an empty shortcut is the identity). In the SNN every `relu` and every `qcfs` (the
+/// quantisation-clip-floor-shift activation, `levels` steps up to the trainable clip `NAME.clip`)
+/// becomes a spiking neuron.
 public struct LayerSpec: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
-        case conv2d, linear, relu, avgpool, maxpool, dropout, flatten, batchnorm, residual
+        case conv2d, linear, relu, qcfs, avgpool, maxpool, dropout, flatten, batchnorm, residual
     }
 
     public var type: Kind
@@ -24,11 +26,13 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     public var outFeatures: Int?
     public var p: Float?
     public var channels: Int?
+    /// Quantisation levels L of a `qcfs` activation.
+    public var levels: Int?
     public var body: [LayerSpec]?
     public var shortcut: [LayerSpec]?
 
     enum CodingKeys: String, CodingKey {
-        case type, name, kernel, stride, padding, bias, p, channels, body, shortcut
+        case type, name, kernel, stride, padding, bias, p, channels, levels, body, shortcut
         case inChannels = "in_channels", outChannels = "out_channels"
         case inFeatures = "in_features", outFeatures = "out_features"
     }
@@ -52,6 +56,15 @@ public struct LayerSpec: Codable, Sendable, Equatable {
     }
 
     public static let relu = LayerSpec(type: .relu)
+
+    /// The clip-floor-shift activation with `levels` levels (Bu et al., ICLR 2022); its clip is
+    /// the tensor `NAME.clip`, shape [1].
+    public static func qcfs(_ name: String, levels: Int) -> LayerSpec {
+        var l = LayerSpec(type: .qcfs)
+        l.name = name
+        l.levels = levels
+        return l
+    }
     public static let flatten = LayerSpec(type: .flatten)
 
     public static func avgPool(_ k: Int = 2) -> LayerSpec {
@@ -116,6 +129,9 @@ extension [LayerSpec] {
                 guard let name = layer.name, let c = layer.channels else { continue }
                 out.append(("\(name).weight", [c]))
                 out.append(("\(name).bias", [c]))
+            case .qcfs:
+                guard let name = layer.name else { continue }
+                out.append(("\(name).clip", [1]))
             case .residual:
                 out += (layer.body ?? []).parameterShapes().map { ($0.name, $0.shape) }
                 out += (layer.shortcut ?? []).parameterShapes().map { ($0.name, $0.shape) }
@@ -147,7 +163,7 @@ extension [LayerSpec] {
     public var neuronLayerCount: Int {
         reduce(0) { count, layer in
             switch layer.type {
-            case .relu: count + 1
+            case .relu, .qcfs: count + 1
             case .residual: count + (layer.body ?? []).neuronLayerCount + (layer.shortcut ?? []).neuronLayerCount
             default: count
             }
@@ -183,6 +199,10 @@ extension LayerSpec {
                 throw ModelError("\(path) (linear \(name)): expects \(inF) features, gets shape \(shape) (flatten first?)")
             }
             return [outF]
+        case .qcfs:
+            guard name != nil else { throw ModelError("\(path) (qcfs): missing name") }
+            _ = try require(levels, "levels", path)
+            return shape
         case .relu, .dropout:
             if type == .dropout, let p, !(p >= 0 && p < 1) { throw ModelError("\(path) (dropout): p must be in [0, 1)") }
             return shape

@@ -61,11 +61,18 @@ public struct SNNConfig: Codable, Sendable, Equatable {
     /// The calibrated rule for adaptive time steps (`spikeserve calibrate-exit`), used when a
     /// request asks for adaptive steps; nil: not calibrated.
     public var exitPolicy: ExitPolicy?
+    /// The value a spike of each spiking layer carries into the layers after it; nil is 1 (the
+    /// paper's: thresholds are balanced on unit spikes). Conversion from QCFS clips sets θ_k, the
+    /// largest activation the spike replaces.
+    public var spikeAmplitudes: [Float]?
+
+    /// The value a spike of layer `k` carries.
+    public func spikeAmplitude(layer k: Int) -> Float { spikeAmplitudes?[k] ?? 1 }
 
     enum CodingKeys: String, CodingKey {
         case thresholds, leak, leaks, encoding, lagged, conversion
         case defaultTimesteps = "default_timesteps", maxTimesteps = "max_timesteps", initialMembrane = "initial_membrane"
-        case exitPolicy = "exit_policy"
+        case exitPolicy = "exit_policy", spikeAmplitudes = "spike_amplitudes"
     }
 
     /// The membrane potential before the first step of spiking layer `k`.
@@ -148,12 +155,16 @@ public struct Model: Sendable {
         self.tensors = tensors
     }
 
+    /// Initial clip λ of `qcfs` activations (trained from there; the QCFS paper starts at 8 for
+    /// CIFAR-10 inputs, MNIST's normalised activations are smaller).
+    public static let initialClip: Float = 4
+
     /// A fresh model with He-initialised weights, BN at identity, for training.
     public static func initialized(
-        name: String, architecture: String, labels: [String], batchNorm: Bool = false,
+        name: String, architecture: String, labels: [String], batchNorm: Bool = false, qcfsLevels: Int? = nil,
         seed: UInt64
     ) throws -> Model {
-        let layers = try Architectures.layers(for: architecture, classes: labels.count, batchNorm: batchNorm)
+        let layers = try Architectures.layers(for: architecture, classes: labels.count, batchNorm: batchNorm, qcfsLevels: qcfsLevels)
         let desc = ModelDescription(
             name: name, architecture: architecture, input: Architectures.input(for: architecture),
             labels: labels, layers: layers)
@@ -162,6 +173,8 @@ public struct Model: Sendable {
         for (name, shape) in layers.parameterShapes() {
             if name.hasSuffix(".bias") {
                 tensors[name] = Tensor(shape: shape)
+            } else if name.hasSuffix(".clip") {
+                tensors[name] = Tensor(shape: shape, repeating: initialClip)
             } else if shape.count == 1 {
                 tensors[name] = Tensor(shape: shape, repeating: 1)  // batch-norm scale
             } else {
@@ -205,6 +218,9 @@ public struct Model: Sendable {
             }
             if let p = snn.exitPolicy, !(p.minTimesteps >= 1 && p.interval >= 1 && p.threshold.isFinite) {
                 throw ModelError("model.json: snn.exit_policy needs min_timesteps ≥ 1, interval ≥ 1 and a finite threshold")
+            }
+            if let a = snn.spikeAmplitudes, a.count != n || !a.allSatisfy({ $0 > 0 && $0.isFinite }) {
+                throw ModelError("model.json: snn.spike_amplitudes needs \(n) positive entries")
             }
             if let f = snn.initialMembrane, !(f >= 0 && f <= 1) {
                 throw ModelError("model.json: snn.initial_membrane must be a fraction of the threshold in [0, 1]")

@@ -131,13 +131,15 @@ public struct STDBNetwork: Sendable {
                 let flat = x.flattened()
                 tape.append(.linear(input: flat))
                 x = fullyConnected(flat, l)
-            case .neuron:
+            case .neuron, .quantizedClip:
                 let k = neuronIndex
                 neuronIndex += 1
                 let (sur, mem, spikes) = Self.fireRecording(
                     &x, timesteps: t, threshold: snn.thresholds[k], leak: leaks[k], initialMembrane: snn.initialPotential(layer: k),
                     surrogate: surrogate, keepState: trainThresholds || trainLeak)
                 tape.append(.neuron(index: k, surrogate: sur, membrane: mem, spikes: spikes))
+                let amplitude = snn.spikeAmplitude(layer: k)
+                if amplitude != 1 { x.scale(by: amplitude) }
             case .averagePool(let p):
                 tape.append(.pool(inputShape: x.shape, kernel: p.kernel, stride: p.stride))
                 x = SpikingEngine.pool(x, kernel: p.kernel, stride: p.stride)
@@ -196,6 +198,9 @@ public struct STDBNetwork: Sendable {
                 guard let gi = r.input else { return nil }
                 g = Frames(scalars: gi.scalars, shape: input.shape, timesteps: input.timesteps, images: input.images)
             case (_, .neuron(let k, let sur, let mem, let spikes)):
+                // The layer's output was its spikes times their amplitude.
+                let amplitude = snn.spikeAmplitude(layer: k)
+                if amplitude != 1 { g.scale(by: amplitude) }
                 // A spiking layer fed by a current that is the same every step needs only Σ_t g_u.
                 let sumSteps = i > 0 && !trainThresholds && !trainLeak && Self.hasOneStepInput(tape[i - 1], steps: g.timesteps)
                 let (gTheta, gLeak) = Self.backwardThroughTime(

@@ -194,7 +194,8 @@ public struct SpikingEngine: Sendable {
         let thresholds = options.thresholds ?? snn.thresholds
         let plan = Plan(
             thresholds: thresholds, leaks: snn.leaks ?? [Float](repeating: snn.leak, count: thresholds.count),
-            initialMembranes: thresholds.map { (snn.initialMembrane ?? 0) * $0 }, timesteps: t,
+            initialMembranes: thresholds.map { (snn.initialMembrane ?? 0) * $0 },
+            amplitudes: (0..<thresholds.count).map { snn.spikeAmplitude(layer: $0) }, timesteps: t,
             lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe,
             synapticPath: options.synapticPath)
         if let policy = options.exit, stopAfterNeuron == nil, observe == nil, !plan.lagged {
@@ -259,6 +260,8 @@ public struct SpikingEngine: Sendable {
         var leaks: [Float]
         /// Membrane potential before the first step, per spiking layer.
         var initialMembranes: [Float]
+        /// The value a spike carries, per spiking layer (1 unless converted from QCFS clips).
+        var amplitudes: [Float] = []
         var timesteps: Int
         var lagged: Bool
         var stopAfterNeuron: Int?
@@ -332,7 +335,7 @@ public struct SpikingEngine: Sendable {
                 addSynapticOps(&stats, fanOut: l.outFeatures)
                 x = fullyConnected(x, l, weightT: eventWeights[position.weighted], plan: plan, stats: &stats)
                 position.weighted += 1
-            case .neuron:
+            case .neuron, .quantizedClip:
                 // Conversion observes every step's current; serving fires from the one step.
                 if x.timesteps != plan.timesteps && plan.observe != nil { x = x.repeated(timesteps: plan.timesteps) }
                 let k = position.neuron
@@ -355,6 +358,7 @@ public struct SpikingEngine: Sendable {
                     spikes = NeuronDynamics.fire(&x, threshold: θ, leak: leak, initialMembrane: u0, state: &state)
                 }
                 if position.states != nil { position.states?[k] = state }
+                if plan.amplitudes[k] != 1 { x.scale(by: plan.amplitudes[k]) }
                 for i in 0..<x.images {
                     stats.spikes[i] += spikes[i]
                     stats.imageLayerSpikes[i][k] = spikes[i]

@@ -40,6 +40,17 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Input encoding: poisson or direct.")
     var encoding: String = "poisson"
 
+    @Option(
+        help:
+            "Membrane potential before the first step, as a fraction of each threshold (0.5 suits small T; default 0, or 0.5 with --thresholds clip)."
+    )
+    var initialMembrane: Float?
+
+    @Option(
+        help: "balanced: threshold balancing on calibration currents (the paper's); clip: each layer's qcfs clip (an ANN trained with --qcfs-levels)."
+    )
+    var thresholds = "balanced"
+
     @Option(parsing: .upToNextOption, help: "Evaluate the converted model on the validation split at these time steps and record the accuracies.")
     var evaluateTimesteps: [Int] = []
 
@@ -56,6 +67,8 @@ struct ConvertCommand: ParsableCommand {
         try OptionRange.timesteps(maxTimesteps, "--max-timesteps")
         try OptionRange.check(defaultTimesteps, 1...maxTimesteps, "--default-timesteps")
         try OptionRange.check(leak, 0.01...1, "--leak")
+        try OptionRange.check(initialMembrane, 0...1, "--initial-membrane")
+        try OptionRange.check(thresholds, oneOf: ["balanced", "clip"], "--thresholds")
         try OptionRange.check(encoding, oneOf: ["poisson", "direct"], "--encoding")
         for t in evaluateTimesteps { try OptionRange.check(t, 1...maxTimesteps, "--evaluate-timesteps") }
         try OptionRange.check(evaluateLimit, 1...Int.max, "--evaluate-limit")
@@ -76,6 +89,8 @@ struct ConvertCommand: ParsableCommand {
         config.defaultTimesteps = defaultTimesteps
         config.maxTimesteps = maxTimesteps
         config.leak = leak
+        config.initialMembrane = initialMembrane
+        config.thresholdsFromClips = thresholds == "clip"
         guard let enc = SNNConfig.Encoding(rawValue: encoding) else { throw ValidationError("--encoding must be poisson or direct") }
         config.encoding = enc
         var snn = try Converter.convert(ann, calibration: calibration, configuration: config, log: stderrLine)

@@ -69,6 +69,9 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "Continue from OUT.checkpoint.")
     var resume = false
 
+    @Option(help: "Set the membrane potential before the first step, as a fraction of each threshold, before fine-tuning (default: the model's).")
+    var initialMembrane: Float?
+
     func validate() throws {
         try OptionRange.timesteps(timesteps)
         for t in alsoTimesteps { try OptionRange.timesteps(t, "--also-timesteps") }
@@ -83,10 +86,12 @@ struct FinetuneCommand: ParsableCommand {
         try OptionRange.check(batchSize, 1...OptionRange.maxBatch, "--batch-size")
         try OptionRange.check(limit, 1...Int.max, "--limit")
         try OptionRange.check(validationLimit, 1...Int.max, "--validation-limit")
+        try OptionRange.check(initialMembrane, 0...1, "--initial-membrane")
     }
 
     func run() throws {
-        let model = try Model.load(from: modelDirectory)
+        var model = try Model.load(from: modelDirectory)
+        if let initialMembrane { model.description.snn?.initialMembrane = initialMembrane }
         for t in [timesteps] + alsoTimesteps { try OptionRange.memory(model, timesteps: t * batchSize, option: "--timesteps × --batch-size") }
         guard let snn = model.description.snn else { throw ValidationError("\(modelDirectory) is not a converted SNN") }
         guard timesteps >= 1 && timesteps <= snn.maxTimesteps else { throw ValidationError("--timesteps must be in 1...\(snn.maxTimesteps)") }

@@ -46,6 +46,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed for initialisation, shuffling, augmentation and dropout.")
     var seed: UInt64 = 0
 
+    @Option(
+        help:
+            "Use the clip-floor-shift activation with L levels and a trainable clip instead of ReLU (QCFS; convert with --thresholds clip; L near the target T)."
+    )
+    var qcfsLevels: Int?
+
     @Flag(help: "Continue from OUT.checkpoint.")
     var resume = false
 
@@ -60,6 +66,7 @@ struct TrainCommand: ParsableCommand {
         try OptionRange.check(weightDecay, 0...1, "--weight-decay")
         try OptionRange.check(cropPadding, 0...64, "--crop-padding")
         try OptionRange.check(limit, 1...Int.max, "--limit")
+        try OptionRange.check(qcfsLevels, 1...256, "--qcfs-levels")
     }
 
     func run() throws {
@@ -67,7 +74,8 @@ struct TrainCommand: ParsableCommand {
         var (trainFolder, valFolder) = folder.split(validationFraction: dataOptions.validationSplit, seed: dataOptions.splitSeed)
         if let limit { trainFolder = trainFolder.subset(limit: limit, seed: seed) }
         let name = URL(fileURLWithPath: out).lastPathComponent
-        let model = try Model.initialized(name: name, architecture: arch, labels: folder.classes, batchNorm: batchNorm, seed: seed)
+        let model = try Model.initialized(
+            name: name, architecture: arch, labels: folder.classes, batchNorm: batchNorm, qcfsLevels: qcfsLevels, seed: seed)
         let spec = model.description.inputSpec
         let trainSet = try loadSet(trainFolder, spec: spec, what: "training")
         let valSet = valFolder.samples.isEmpty ? nil : try loadSet(valFolder, spec: spec, what: "validation")
