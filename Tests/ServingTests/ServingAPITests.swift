@@ -179,8 +179,9 @@ import Testing
         #expect(top?["label"] as? String == "7", "\(String(decoding: r.body, as: UTF8.self))")
     }
 
-    /// At T = 1 the shipped network's output layer receives nothing: every potential is 0, so the
-    /// answer says it decided nothing instead of claiming class 0; at T = 8 it decides.
+    /// At T = 1 the output layer of the shipped version 2 (membranes from 0) receives nothing: every
+    /// potential is 0, so the answer says it decided nothing instead of claiming class 0; at T = 8 it
+    /// decides.
     @Test func equalOutputPotentialsAreUndecided() async throws {
         let models = FileManager.default.temporaryDirectory.appendingPathComponent("models-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
@@ -190,7 +191,7 @@ import Testing
         for (t, decided) in [(1, false), (8, true)] {
             let r = try await curl([
                 "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
-                server.base + "/v1/models/mnist-cnn/classify?timesteps=\(t)",
+                server.base + "/v1/models/mnist-cnn/versions/2/classify?timesteps=\(t)",
             ])
             #expect(r.status == 200)
             let result = (r.json["results"] as? [[String: Any]])?.first
@@ -200,7 +201,7 @@ import Testing
         // The trace says the same per step: no label before anything reached the output.
         let traced = try await curl([
             "-H", "Content-Type: image/png", "--data-binary", "@" + fixture("seven.png"),
-            server.base + "/v1/models/mnist-cnn/classify?timesteps=8&trace=true",
+            server.base + "/v1/models/mnist-cnn/versions/2/classify?timesteps=8&trace=true",
         ])
         let steps = try #require(((traced.json["results"] as? [[String: Any]])?.first?["trace"] as? [[String: Any]]))
         #expect(steps.first?["decided"] as? Bool == false && steps.first?["label"] == nil)
