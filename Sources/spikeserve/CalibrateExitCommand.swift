@@ -34,7 +34,10 @@ struct CalibrateExitCommand: ParsableCommand {
     @Option(help: "Steps between tests.")
     var exitInterval = 1
 
-    @Option(help: "Largest accuracy loss allowed against the fixed budget on the calibration images, as a fraction (0.001 = 0.1 point). The default, 0, leaves room for unseen images: calibrated on half of MNIST's validation split with 0.001, the other half lost 0.2 point; with 0, 0.05.")
+    @Option(
+        help:
+            "Largest accuracy loss allowed against the fixed budget on the calibration images, as a fraction (0.001 = 0.1 point). The default, 0, leaves room for unseen images: calibrated on half of MNIST's validation split with 0.001, the other half lost 0.2 point; with 0, 0.05."
+    )
     var maxDrop = 0.0
 
     @Option(help: "Calibrate on at most N validation images (a seeded subset).")

@@ -51,6 +51,8 @@ struct ConvertCommand: ParsableCommand {
     )
     var thresholds = "balanced"
 
+    @OptionGroup var exitCalibration: ExitCalibrationOptions
+
     @Option(parsing: .upToNextOption, help: "Evaluate the converted model on the validation split at these time steps and record the accuracies.")
     var evaluateTimesteps: [Int] = []
 
@@ -95,16 +97,20 @@ struct ConvertCommand: ParsableCommand {
         config.encoding = enc
         var snn = try Converter.convert(ann, calibration: calibration, configuration: config, log: stderrLine)
         snn.description.provenance.commands.append(invocation)
-        if !evaluateTimesteps.isEmpty {
+        var valSet: ImageSet? = nil
+        if !evaluateTimesteps.isEmpty || exitCalibration.exitBudget > 0, !valFolder.samples.isEmpty {
             var val = valFolder
             if let evaluateLimit { val = val.subset(limit: evaluateLimit, seed: 2) }
-            let valSet = try loadSet(val, spec: spec, what: "validation")
+            valSet = try loadSet(val, spec: spec, what: "validation")
+        }
+        if let valSet {
             for t in evaluateTimesteps {
                 let r = try Evaluator.evaluateSNN(snn, on: valSet, timesteps: t)
                 snn.description.provenance.accuracies["snn_t\(t)"] = r.accuracy
                 stderrLine(String(format: "T=%d: accuracy %.2f%% (%.0f images/s)", t, 100 * r.accuracy, r.imagesPerSecond))
             }
         }
+        snn = try exitCalibration.calibrated(snn, validation: valSet)
         try snn.save(to: out)
         print("saved \(out) with thresholds \((snn.description.snn?.thresholds ?? []).map { String(format: "%.3f", $0) }.joined(separator: ", "))")
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Imaging
 import SNN
 
 /// Adaptive time-step options shared by `evaluate` and `bench`.
@@ -38,3 +39,39 @@ struct ExitOptions: ParsableArguments {
 }
 
 extension ExitPolicy.Rule: ExpressibleByArgument {}
+
+/// Calibrating the exit policy at conversion or fine-tuning time (`--exit-budget`).
+struct ExitCalibrationOptions: ParsableArguments {
+    @Option(
+        help:
+            "Calibrate the exit policy of adaptive time steps on the validation split at this budget (margin rule, no accuracy loss there); 0 skips it."
+    )
+    var exitBudget = 16
+
+    func validate() throws {
+        try OptionRange.check(exitBudget, 0...4096, "--exit-budget")
+    }
+
+    /// `model` with a calibrated `snn.exit_policy` (unchanged when skipped or when no threshold
+    /// stops images earlier).
+    func calibrated(_ model: Model, validation: ImageSet?) throws -> Model {
+        guard exitBudget > 0, let validation, validation.count > 0, var snn = model.description.snn else { return model }
+        let budget = min(exitBudget, snn.maxTimesteps)
+        let r = try ExitCalibration.calibrate(model, on: validation, budget: budget, rule: .margin, maxAccuracyDrop: 0)
+        guard let policy = r.policy, let c = r.chosen else {
+            stderrLine("exit policy: no threshold stops images earlier at T=\(budget) without losing accuracy; none stored")
+            return model
+        }
+        snn.exitPolicy = policy
+        var out = model
+        out.description.snn = snn
+        out.description.provenance.notes["exit_calibration"] = String(
+            format: "T=%d margin threshold %.6g: validation accuracy %.4f (fixed %.4f), %.3f mean steps", budget, c.threshold, c.accuracy,
+            r.fixedAccuracy, c.meanTimesteps)
+        stderrLine(
+            String(
+                format: "exit policy: margin ≥ %.4g stops at %.2f mean steps of T=%d with %.2f%% (fixed %.2f%%)", c.threshold, c.meanTimesteps,
+                budget, 100 * c.accuracy, 100 * r.fixedAccuracy))
+        return out
+    }
+}

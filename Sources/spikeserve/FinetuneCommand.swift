@@ -69,6 +69,8 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "Continue from OUT.checkpoint.")
     var resume = false
 
+    @OptionGroup var exitCalibration: ExitCalibrationOptions
+
     @Option(help: "Set the membrane potential before the first step, as a fraction of each threshold, before fine-tuning (default: the model's).")
     var initialMembrane: Float?
 
@@ -142,7 +144,8 @@ struct FinetuneCommand: ParsableCommand {
             }
         }
         rates = tuner.history.compactMap { $0["images_per_second"] }
-        let finished = tuner.finishedModel(dataDescription: dataOptions.data, command: invocation)
+        let finished = try exitCalibration.calibrated(
+            tuner.finishedModel(dataDescription: dataOptions.data, command: invocation), validation: valSet)
         try finished.save(to: out)
         let meanRate = rates.isEmpty ? 0 : rates.reduce(0, +) / Double(rates.count)
         print(

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import TensorKit
 import Testing
 
@@ -110,5 +111,28 @@ import Testing
             o = u > 1 ? 1 : 0
             #expect(engineSpikes.scalars[step * b * 4] == o)
         }
+    }
+}
+
+/// Calibration evaluates thresholds on one traced run; the adaptive engine must then give exactly
+/// the accuracy and mean steps the calibration promised.
+@Suite struct ExitCalibrationTests {
+    @Test(arguments: [ExitPolicy.Rule.margin, .confidence, .entropy])
+    func calibratedPolicyDeliversWhatTheTracePromised(rule: ExitPolicy.Rule) throws {
+        let model = try AdaptiveTimestepTests().network(.direct, initialMembrane: 0.5)
+        var rng = SeededGenerator(seed: 11)
+        let n = 60
+        let pixels = (0..<(n * 2 * 8 * 8)).map { _ in UInt8(rng.next() % 256) }
+        let labels = (0..<n).map { _ in Int(rng.next() % 4) }
+        let set = ImageSet(spec: model.description.inputSpec, classes: ["0", "1", "2", "3"], pixels: pixels, labels: labels)
+        let report = try ExitCalibration.calibrate(model, on: set, budget: 8, rule: rule, minTimesteps: 2, maxAccuracyDrop: 1)
+        let chosen = try #require(report.chosen)
+        let policy = try #require(report.policy)
+        #expect(chosen.meanTimesteps < 8)
+        let measured = try Evaluator.evaluateSNN(model, on: set, timesteps: 8, batchSize: 16, exit: policy)
+        #expect(abs(measured.accuracy - chosen.accuracy) < 1e-9)
+        #expect(abs(measured.meanTimestepsUsed - chosen.meanTimesteps) < 1e-9)
+        let fixed = try Evaluator.evaluateSNN(model, on: set, timesteps: 8, batchSize: 16)
+        #expect(abs(fixed.accuracy - report.fixedAccuracy) < 1e-9)
     }
 }
