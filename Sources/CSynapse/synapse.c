@@ -247,11 +247,14 @@ void sn_integrate_fire(float *x, const float *current, int64_t groups, int64_t s
         int64_t len = end - n;
         if (len > block - j0) len = block - j0;
         if (len > TILE) len = TILE;
-        for (int64_t j = 0; j < len; j++) {
-            u[j] = state_u ? state_u[n + j] : u0;
-            before[j] = state_o ? state_o[n + j] : 0;
-            fired[j] = 0;
+        // The branch stays outside the loops: vectorised as masked loads, `state_u ? … : u0` would
+        // touch the null pointer's pages and cost a fault-suppression assist per vector.
+        if (state_u) {
+            for (int64_t j = 0; j < len; j++) { u[j] = state_u[n + j]; before[j] = state_o[n + j]; }
+        } else {
+            for (int64_t j = 0; j < len; j++) { u[j] = u0; before[j] = 0; }
         }
+        for (int64_t j = 0; j < len; j++) fired[j] = 0;
         for (int64_t t = 0; t < steps; t++) {
             float *cur = x + (g * steps + t) * block + j0;
             // o_{t−1} is the previous step's block, already overwritten with spikes.
@@ -278,11 +281,12 @@ void sn_integrate_fire_pool(const float *x, int constant, int64_t images, int64_
     for (int64_t q = first; q < first + count; q++) {
         const int64_t c = q / images, i = q % images;
         float *prev = a, *spikes = b;  // o_{t−1} and o_t, swapped every step
-        for (int64_t j = 0; j < plane; j++) {
-            u[j] = state_u ? state_u[q * plane + j] : u0;
-            prev[j] = state_o ? state_o[q * plane + j] : 0;
-            fired[j] = 0;
+        if (state_u) {  // outside the loop, as in sn_integrate_fire
+            for (int64_t j = 0; j < plane; j++) { u[j] = state_u[q * plane + j]; prev[j] = state_o[q * plane + j]; }
+        } else {
+            for (int64_t j = 0; j < plane; j++) { u[j] = u0; prev[j] = 0; }
         }
+        for (int64_t j = 0; j < plane; j++) fired[j] = 0;
         for (int64_t t = 0; t < steps; t++) {
             const float *cur = constant ? x + q * plane : x + ((c * steps + t) * images + i) * plane;
             if_step_from(plane, cur, spikes, prev, theta, leak, u, fired);
@@ -495,15 +499,17 @@ void sn_backward_through_time(float *g, const float *surrogate, const float *spi
             float *restrict go = g + off;
             const float *restrict sp = surrogate + off;
             if (spikes || membrane) {
-                // Trainable threshold or leak: the sums in order, in double.
+                // Trainable threshold or leak: the sums in order, in double. The pointers are chosen
+                // before the loop (a null or out-of-range address under a vector mask costs a
+                // fault-suppression assist per vector).
+                const float *prevs = spikes && t > 0 ? spikes + off - block : no_spikes;
+                const float *mem = membrane ? membrane + off : no_spikes;
+                const int want_theta = spikes != NULL, want_leak = membrane != NULL;
                 for (int64_t j = 0; j < len; j++) {
                     const float up = go[j];
                     const float v = up * sp[j] + leak * gu[j];
-                    if (spikes) {
-                        const float prev = t > 0 ? spikes[off - block + j] : 0.0f;
-                        dt -= (double)(up * sp[j] + v * prev);
-                    }
-                    if (membrane) dl += (double)(v * membrane[off + j]);
+                    if (want_theta) dt -= (double)(up * sp[j] + v * prevs[j]);
+                    if (want_leak) dl += (double)(v * mem[j]);
                     gu[j] = v;
                     go[j] = v;
                 }
