@@ -60,6 +60,15 @@ public struct Frames: Sendable {
         }
     }
 
+    /// Sets every value of image `image` to zero, at every step.
+    public mutating func zero(image: Int) {
+        let per = perImage
+        for block in 0..<(groups * timesteps) {
+            let start = (block * images + image) * per
+            for k in start..<(start + per) { scalars[k] = 0 }
+        }
+    }
+
     /// The frames of images `keep` (indices into `images`), in that order.
     public func selecting(_ keep: [Int]) -> Frames {
         Frames(

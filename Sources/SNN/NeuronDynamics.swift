@@ -17,6 +17,20 @@ public struct NeuronState: Sendable, Equatable {
         self.groups = groups
     }
 
+    /// The state with image `image` (of `images`) reset to zero potential and no spike.
+    public func zeroing(image: Int, of images: Int) -> NeuronState {
+        var out = self
+        let per = membrane.count / max(1, groups * images)
+        for g in 0..<groups {
+            let start = (g * images + image) * per
+            for k in start..<(start + per) {
+                out.membrane[k] = 0
+                out.spikes[k] = 0
+            }
+        }
+        return out
+    }
+
     /// The state of images `keep` (indices into the `images` the state holds), in that order.
     public func selecting(_ keep: [Int], of images: Int) -> NeuronState {
         var out = self

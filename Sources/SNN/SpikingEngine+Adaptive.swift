@@ -41,7 +41,10 @@ extension SpikingEngine {
             var prefixOps = [Int](repeating: 0, count: b)
             var running = [[Float]](repeating: [Float](repeating: 0, count: classes), count: b)
             var steps = 0
-            while steps < budget && !active.isEmpty {
+            // `.mask`: settled images stay in the batch with their input and neuron state zeroed, so
+            // they send no events (kept to measure against shrinking; see `ExitRemoval`).
+            var masked = Set<Int>()
+            while steps < budget && masked.count < active.count {
                 let segment = steps < policy.minTimesteps ? min(budget, policy.minTimesteps) - steps : min(max(1, policy.interval), budget - steps)
                 var segmentPlan = plan
                 segmentPlan.timesteps = segment
@@ -63,7 +66,7 @@ extension SpikingEngine {
                         prefixOps = stats.synapticOps
                         stats.synapticOps = [Int](repeating: 0, count: b)
                     }
-                    for (j, i) in active.enumerated() { stats.synapticOps[j] += prefixOps[i] * segment }
+                    for (j, i) in active.enumerated() where !masked.contains(j) { stats.synapticOps[j] += prefixOps[i] * segment }
                     out = prefixOutput.flatMap { simulate(rest, $0, plan: segmentPlan, position: &position, stats: &stats) }
                 } else {
                     let frames = rows.withUnsafeBufferPointer { x in
@@ -76,10 +79,10 @@ extension SpikingEngine {
                 states = position.states ?? states
                 guard let out else { break }
                 steps += segment
-                merge(stats, active: active, offset: start, into: &result)
+                merge(stats, active: active, masked: masked, offset: start, into: &result)
                 // Each step's output current adds to the potential; the trace records every step.
                 let m = active.count
-                for (j, i) in active.enumerated() {
+                for (j, i) in active.enumerated() where !masked.contains(j) {
                     for step in 0..<segment {
                         let base = (step * m + j) * classes
                         for c in 0..<classes { running[i][c] += out.scalars[base + c] }
@@ -88,13 +91,22 @@ extension SpikingEngine {
                 }
                 // Images whose prediction is settled leave; the rest continue with smaller frames.
                 var keep: [Int] = []
-                for (j, i) in active.enumerated() {
+                for (j, i) in active.enumerated() where !masked.contains(j) {
                     if steps < budget && policy.isSettled(running[i], steps: steps) {
                         result.timestepsUsed[start + i] = steps
                         result.exits[start + i] = .settled
                     } else {
                         keep.append(j)
                     }
+                }
+                if options.exitRemoval == .mask {
+                    for j in 0..<m where !masked.contains(j) && !keep.contains(j) {
+                        masked.insert(j)
+                        states = states.map { $0?.zeroing(image: j, of: m) }
+                        prefixOutput?.zero(image: j)
+                        if encoding != .direct { for f in 0..<features { rows[j * features + f] = 0 } }
+                    }
+                    continue
                 }
                 guard keep.count < active.count else { continue }
                 active = keep.map { active[$0] }
@@ -113,9 +125,10 @@ extension SpikingEngine {
         return result
     }
 
-    /// Adds one run of steps' statistics (for the images `active`, chunk-local) to the result.
-    func merge(_ stats: Stats, active: [Int], offset: Int, into result: inout Result) {
-        for (j, i) in active.enumerated() {
+    /// Adds one run of steps' statistics (for the images `active`, chunk-local, but the masked
+    /// ones) to the result. Layer totals include masked images (their work is real).
+    func merge(_ stats: Stats, active: [Int], masked: Set<Int>, offset: Int, into result: inout Result) {
+        for (j, i) in active.enumerated() where j < stats.spikes.count && !masked.contains(j) {
             result.spikes[offset + i] += stats.spikes[j]
             result.synapticOps[offset + i] += stats.synapticOps[j]
             for k in stats.imageLayerSpikes[j].indices { result.imageLayerSpikes[offset + i][k] += stats.imageLayerSpikes[j][k] }

@@ -52,6 +52,15 @@ public struct SpikingEngine: Sendable {
         eventWeights = weights
     }
 
+    /// How adaptive time steps take settled images out of the remaining steps' work.
+    public enum ExitRemoval: String, Sendable, CaseIterable {
+        /// Drop them from the batch: frames, neuron states and generators shrink.
+        case shrink
+        /// Keep them, with input and neuron state zeroed: they send no events, but dense layers
+        /// and the membrane recurrence still run over them.
+        case mask
+    }
+
     /// How a weighted layer computes its input current.
     public enum SynapticPath: Sendable, Equatable {
         /// Event-driven when the layer's input event rate (non-zero fraction of its input) is below
@@ -80,6 +89,8 @@ public struct SpikingEngine: Sendable {
         /// Stop each image once its prediction is settled (adaptive time steps); nil runs every
         /// image for `timesteps` steps.
         public var exit: ExitPolicy?
+        /// How settled images leave the computation (`.shrink`, the default, measured faster).
+        public var exitRemoval = ExitRemoval.shrink
         /// Override of the model's thresholds (conversion calibrates with partial lists).
         public var thresholds: [Float]?
         public var lagged: Bool?

@@ -48,6 +48,9 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var exit: ExitOptions
 
+    @Option(help: "With --adaptive: how settled images leave the batch, shrink (drop them) or mask (zero them, to measure against).")
+    var exitRemoval: SpikingEngine.ExitRemoval = .shrink
+
     @Flag(help: "Without a model: time each weighted-layer kind on both paths against the input event rate.")
     var crossover = false
 
@@ -164,7 +167,9 @@ struct BenchCommand: ParsableCommand {
         for t in timesteps {
             var result: SpikingEngine.Result?
             let seconds = time {
-                result = engine.run(inferenceInput, options: .init(timesteps: t, synapticPath: self.path.engine, exit: policy))
+                var options = SpikingEngine.Options(timesteps: t, synapticPath: self.path.engine, exit: policy)
+                options.exitRemoval = exitRemoval
+                result = engine.run(inferenceInput, options: options)
             }
             let r = result!
             let dense = r.weightedLayers.reduce(0) { $0 + $1.denseMACs }
@@ -307,3 +312,5 @@ func peakResidentBytes() -> Int {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_maxrss * 1024
 }
+
+extension SpikingEngine.ExitRemoval: ExpressibleByArgument {}

@@ -26,7 +26,7 @@ struct CalibrateExitCommand: ParsableCommand {
     var timesteps: Int?
 
     @Option(help: "confidence, margin or entropy.")
-    var rule: ExitPolicy.Rule = .confidence
+    var rule: ExitPolicy.Rule = .margin
 
     @Option(help: "Steps before the rule is first tested.")
     var minTimesteps = 1

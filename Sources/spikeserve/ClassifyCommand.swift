@@ -27,10 +27,13 @@ struct ClassifyCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @OptionGroup var exit: ExitOptions
+
     func validate() throws {
         try OptionRange.timesteps(timesteps)
         try OptionRange.check(topK, 1...10_000, "--top-k")
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        try exit.validate()
     }
 
     func run() throws {
@@ -47,7 +50,8 @@ struct ClassifyCommand: ParsableCommand {
             input.withUnsafeMutablePointer { image.normalized(spec, into: $0 + i * spec.count) }
         }
         var engine = try SpikingEngine(model: model)
-        let r = engine.run(input, options: .init(timesteps: t, seeds: images.indices.map { UInt64($0) &+ seed }))
+        let r = engine.run(
+            input, options: .init(timesteps: t, seeds: images.indices.map { UInt64($0) &+ seed }, exit: try exit.policy(for: model)))
         var results: [[String: Any]] = []
         let decisions = r.decisions
         for (i, path) in images.enumerated() {
@@ -57,13 +61,13 @@ struct ClassifyCommand: ParsableCommand {
             let predictions = top.map { ["label": model.description.labels[$0], "index": $0, "score": Double(scores[$0])] as [String: Any] }
             results.append([
                 "image": path, "decided": decided, "predictions": predictions, "spike_count": r.spikes[i],
-                "synaptic_ops": r.synapticOps[i],
+                "synaptic_ops": r.synapticOps[i], "timesteps_used": r.timestepsUsed[i], "exit": r.exits[i].rawValue,
             ])
             if !json && !decided {
                 print("\(path): undecided (equal output potentials at T=\(t); try more time steps)")
             } else if !json {
                 let text = top.map { String(format: "%@ %.3f", model.description.labels[$0], scores[$0]) }.joined(separator: ", ")
-                print("\(path): \(text)")
+                print("\(path): \(text)" + (r.exits[i] == .settled ? " (settled after \(r.timestepsUsed[i]) of \(t) steps)" : ""))
             }
         }
         if json { try printJSON(["model": model.description.name, "timesteps": t, "results": results]) }

@@ -62,6 +62,12 @@ import Testing
         let policy = ExitPolicy(rule: .confidence, threshold: confidences[confidences.count / 2], minTimesteps: 3, interval: 2)
         let batch = engine.run(x, options: .init(timesteps: budget, seeds: seeds, trace: true, exit: policy))
         #expect(batch.exits.contains(.settled) && batch.exits.contains(.budget), "\(batch.timestepsUsed)")
+        // Masking settled images instead of dropping them changes nothing but the cost.
+        var maskOptions = SpikingEngine.Options(timesteps: budget, seeds: seeds, exit: policy)
+        maskOptions.exitRemoval = .mask
+        let masked = engine.run(x, options: maskOptions)
+        #expect(masked.potentials.scalars == batch.potentials.scalars && masked.timestepsUsed == batch.timestepsUsed)
+        #expect(masked.spikes == batch.spikes && masked.synapticOps == batch.synapticOps)
         for i in 0..<n {
             let used = batch.timestepsUsed[i]
             // It stopped at the first test step where the rule held, and not before.
