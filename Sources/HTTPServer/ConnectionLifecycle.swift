@@ -84,9 +84,13 @@ struct ConnectionLifecycle: Equatable {
     mutating func shutdown(idle: Bool, outputPending: Bool) -> Action {
         shuttingDown = true
         guard case .open(_, let closed) = state else { return .none }
-        state = .open(intake: .stopped, clientClosed: closed)
-        guard idle else { return .updateReading }
-        return outputPending ? .closeAfterFlush : .tearDown
+        guard idle else {
+            state = .open(intake: .stopped, clientClosed: closed)
+            return .updateReading
+        }
+        guard outputPending else { return .tearDown }
+        state = .closingAfterFlush(clientClosed: closed)
+        return .closeAfterFlush
     }
 
     /// No further request is parsed after the current one.
@@ -102,10 +106,14 @@ struct ConnectionLifecycle: Equatable {
         case .lingering:
             return .tearDown
         case .open:
-            state = .open(intake: .stopped, clientClosed: true)
             // Nothing more owed beyond what is being flushed (a partial request is dropped).
-            guard idle else { return .updateReading }
-            return outputPending ? .closeAfterFlush : .tearDown
+            guard idle else {
+                state = .open(intake: .stopped, clientClosed: true)
+                return .updateReading
+            }
+            guard outputPending else { return .tearDown }
+            state = .closingAfterFlush(clientClosed: true)
+            return .closeAfterFlush
         case .closingAfterFlush:
             state = .closingAfterFlush(clientClosed: true)
             return .none

@@ -146,6 +146,7 @@ public struct FineTuner {
                 "epoch": Double(epoch), "train_loss": lossSum / Double(max(1, seen)),
                 "train_accuracy": Double(correct) / Double(max(1, seen)), "val_accuracy": val ?? -1,
                 "images_per_second": Double(seen) / max(1e-9, nowSeconds() - epochStart),
+                "seconds": nowSeconds() - epochStart,
             ])
             if let val, val > bestValidationAccuracy || bestModel == nil {
                 bestValidationAccuracy = val
@@ -217,6 +218,8 @@ public struct FineTuner {
         p.notes["finetune_timesteps"] = String(c.timesteps)
         p.notes["finetune_epochs"] = String(c.epochs)
         p.notes["finetune_best_epoch"] = String(bestEpoch)
+        // Wall time of the epochs run (kept across resumes in the checkpoint's history).
+        p.notes["finetune_seconds"] = String(Int(history.compactMap { $0["seconds"] }.reduce(0, +).rounded()))
         p.notes["finetune_surrogate"] =
             c.surrogate == .linear ? "linear(alpha=\(c.alpha))" : "stdb(alpha=\(c.alpha), beta=\(c.beta), silent_age=\(c.silentAge))"
         p.notes["finetune_optimizer"] = "\(c.optimizer.rawValue) lr=\(c.learningRate) weight_decay=\(c.weightDecay) batch=\(c.batchSize)"

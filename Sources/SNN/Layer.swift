@@ -232,7 +232,61 @@ extension [Layer] {
     }
 }
 
+extension [Layer] {
+    /// Multiply-accumulates of one ANN forward pass of one image with input shape `input`
+    /// (convolutions and linear layers; the energy argument's baseline for synaptic operations).
+    public func multiplyAccumulates(input: FeatureShape) -> Int {
+        var shape = input
+        var total = 0
+        for layer in self {
+            switch layer {
+            case .convolution(let c):
+                let (oh, ow) = c.geometry.outputSize(height: shape[1], width: shape[2])
+                total += oh * ow * c.geometry.outChannels * c.geometry.patchSize
+                shape = [c.geometry.outChannels, oh, ow]
+            case .linear(let l):
+                total += l.inFeatures * l.outFeatures
+                shape = [l.outFeatures]
+            case .averagePool(let p), .maxPool(let p):
+                shape = [shape[0], (shape[1] - p.kernel) / p.stride + 1, (shape[2] - p.kernel) / p.stride + 1]
+            case .flatten:
+                shape = [shape.reduce(1, *)]
+            case .residual(let body, let shortcut):
+                total += body.multiplyAccumulates(input: shape) + shortcut.multiplyAccumulates(input: shape)
+                shape = body.outputShape(input: shape)
+            case .neuron, .quantizedClip, .dropout, .batchNorm:
+                break
+            }
+        }
+        return total
+    }
+
+    /// The shape these layers produce from `input`.
+    func outputShape(input: FeatureShape) -> FeatureShape {
+        var shape = input
+        for layer in self {
+            switch layer {
+            case .convolution(let c):
+                let (oh, ow) = c.geometry.outputSize(height: shape[1], width: shape[2])
+                shape = [c.geometry.outChannels, oh, ow]
+            case .linear(let l): shape = [l.outFeatures]
+            case .averagePool(let p), .maxPool(let p):
+                shape = [shape[0], (shape[1] - p.kernel) / p.stride + 1, (shape[2] - p.kernel) / p.stride + 1]
+            case .flatten: shape = [shape.reduce(1, *)]
+            case .residual(let body, _): shape = body.outputShape(input: shape)
+            case .neuron, .quantizedClip, .dropout, .batchNorm: break
+            }
+        }
+        return shape
+    }
+}
+
 extension Model {
+    /// Multiply-accumulates of the ANN per image.
+    public var multiplyAccumulatesPerImage: Int {
+        ((try? compiledLayers()) ?? []).multiplyAccumulates(input: [description.input.channels, description.input.height, description.input.width])
+    }
+
     /// The model's layers compiled with its tensors (`Layer.compile`).
     public func compiledLayers() throws(ModelError) -> [Layer] {
         let d = description

@@ -134,6 +134,8 @@ public struct STDBNetwork: Sendable {
             case .neuron, .quantizedClip:
                 let k = neuronIndex
                 neuronIndex += 1
+                // The initial membrane f·θ is treated as a constant: with trained thresholds the
+                // term leak·f·Σ g_u[0] of dL/dθ is left out.
                 let (sur, mem, spikes) = Self.fireRecording(
                     &x, timesteps: t, threshold: snn.thresholds[k], leak: leaks[k], initialMembrane: snn.initialPotential(layer: k),
                     surrogate: surrogate, keepState: trainThresholds || trainLeak)

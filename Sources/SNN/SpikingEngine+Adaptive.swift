@@ -22,9 +22,7 @@ extension SpikingEngine {
         let features = shape.reduce(1, *)
         // With direct input the layers before the first spiking layer see the same input at every
         // step: they run once per image, and their output is kept for the later runs of steps.
-        let prefix =
-            encoding == .direct
-            ? (layers.firstIndex { if case .neuron = $0 { true } else if case .quantizedClip = $0 { true } else { false } } ?? 0) : 0
+        let prefix = encoding == .direct ? (layers.firstIndex { [$0].neuronCount > 0 } ?? 0) : 0
         let rest = Array(layers[prefix...])
         let perImage = max(1, maxFrameFloats / max(1, max(1, policy.interval, policy.minTimesteps) * Self.largestActivation(d)))
         var start = 0

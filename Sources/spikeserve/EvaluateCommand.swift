@@ -70,7 +70,10 @@ struct EvaluateCommand: ParsableCommand {
         let set = try loadSet(folder, spec: model.description.inputSpec, what: "evaluation")
         if ann {
             let r = try Evaluator.evaluateANN(model, on: set, batchSize: batchSize)
-            let out: [String: Any] = ["accuracy": r.accuracy, "images": set.count, "images_per_second": r.imagesPerSecond, "mode": "ann"]
+            let out: [String: Any] = [
+                "accuracy": r.accuracy, "images": set.count, "images_per_second": r.imagesPerSecond, "mode": "ann",
+                "macs_per_image": model.multiplyAccumulatesPerImage,
+            ]
             if json {
                 try printJSON(out)
             } else {
@@ -86,7 +89,7 @@ struct EvaluateCommand: ParsableCommand {
             "accuracy": r.accuracy, "images": set.count, "timesteps": t, "images_per_second": r.imagesPerSecond,
             "spike_rate_per_layer": r.spikeRates, "synaptic_ops_per_image": r.synapticOpsPerImage, "mode": "snn",
             "undecided": r.undecided,
-            "lagged": lagged, "mean_timesteps_used": r.meanTimestepsUsed,
+            "lagged": lagged, "mean_timesteps_used": r.meanTimestepsUsed, "ann_macs_per_image": model.multiplyAccumulatesPerImage,
         ]
         if let policy {
             out["exit_policy"] = [

@@ -42,9 +42,10 @@ import Testing
     @Test func endOfInputWhenIdleClosesNowOrAfterTheFlush() {
         var idle = opened()
         #expect(idle.endOfInput(idle: true, outputPending: false) == .tearDown)
+        // With output still being written: close once it is flushed, without lingering.
         var flushing = opened()
         #expect(flushing.endOfInput(idle: true, outputPending: true) == .closeAfterFlush)
-        #expect(flushing.finalResponseQueued() == .closeAfterFlush)
+        #expect(flushing.state == .closingAfterFlush(clientClosed: true))
         #expect(flushing.outputFlushed(now: 5) == .tearDown)
     }
 
@@ -56,6 +57,8 @@ import Testing
         #expect(idle.shutdown(idle: true, outputPending: false) == .tearDown)
         var flushing = opened()
         #expect(flushing.shutdown(idle: true, outputPending: true) == .closeAfterFlush)
+        #expect(flushing.state == .closingAfterFlush(clientClosed: false))
+        #expect(flushing.outputFlushed(now: 9) == .linger)
         // A connection accepted during shutdown closes as soon as it registers.
         var late = ConnectionLifecycle()
         #expect(late.shutdown(idle: true, outputPending: false) == .none)

@@ -99,4 +99,11 @@ import Testing
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/ok/weights.safetensors"))
         #expect { try Model.load(from: dir + "/ok") } throws: { "\($0)".contains("weights file") }
     }
+
+    /// mnist-cnn's multiply-accumulates per image, by hand: 28·28·32·9 + 14·14·64·(32·9) +
+    /// 3136·256 + 256·10.
+    @Test func annMultiplyAccumulates() throws {
+        let model = try Model.initialized(name: "m", architecture: "mnist-cnn", labels: (0..<10).map(String.init), seed: 3)
+        #expect(model.multiplyAccumulatesPerImage == 28 * 28 * 32 * 9 + 14 * 14 * 64 * 288 + 3136 * 256 + 256 * 10)
+    }
 }

@@ -92,12 +92,11 @@ public final class ServingAPI: Sendable {
         route(&router, "GET", "/healthz", access: .open, .json("Liveness", Health.self, description: "The process runs")) { _ in
             .json(200, Health())
         }
-        route(
-            &router, "GET", "/readyz", access: .open,
-            .json(
-                "Readiness: 200 once the startup warm-up is done and at least one model serves its default version; models whose default version failed are listed under problems",
-                Readiness.self, description: "Ready", errors: [503])
-        ) { [self] _ in readiness() }
+        var readyz = APIOperation.json(
+            "Readiness: 200 once the startup warm-up is done and at least one model serves its default version; models whose default version failed are listed under problems",
+            Readiness.self, description: "Ready")
+        readyz.otherResponses[503] = ("Not ready", JSONSchema.of(Readiness.self))
+        route(&router, "GET", "/readyz", access: .open, readyz) { [self] _ in readiness() }
         route(
             &router, "GET", "/metrics", access: .open,
             APIOperation(summary: "Prometheus metrics", content: .text("text/plain"), description: "Text exposition format")
@@ -241,7 +240,13 @@ public final class ServingAPI: Sendable {
 
     func setDefault(_ req: HTTPRequest) async throws -> HTTPResponse {
         let name = req.pathParameters["name"] ?? ""
-        let v = try JSONBody.decode(SetDefaultRequest.self, from: req.body).version
+        let body: SetDefaultRequest
+        do { body = try JSONBody.decode(SetDefaultRequest.self, from: req.body) } catch {
+            // A missing version is an invalid parameter, as the API has always said.
+            if case .badRequest(let message) = error { throw RequestError.invalidParameter(message) }
+            throw error
+        }
+        let v = body.version
         guard v >= 1 else { throw RequestError.invalidParameter("'version' must be an integer ≥ 1") }
         do {
             try store.setDefault(name, version: v)

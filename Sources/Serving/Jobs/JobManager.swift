@@ -175,7 +175,9 @@ final class TrainingThread: Sendable {
     func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in
             queue.async { [cores] in
+                // The limit is per thread and Dispatch reuses its threads: lift it afterwards.
                 Parallelism.limitCurrentThread(to: cores)
+                defer { Parallelism.limitCurrentThread(to: 0) }
                 c.resume(with: Result { try work() })
             }
         }

@@ -145,13 +145,20 @@ final class JobQueue: Sendable {
         let accepted = state.withLock { s -> Bool in
             guard s.queue.count < maxQueued else { return false }
             s.jobs[job.id] = job
-            s.queue.append(job.id)
             s.cancelFlags[job.id] = CancelFlag()
             return true
         }
         guard accepted else { throw .queueFull(limit: maxQueued) }
-        do { try jobStore.save(job) } catch { throw .storage("cannot persist the job: \(error)") }
+        // Saved and announced before a runner can take it, so its record never goes back to queued.
+        do { try jobStore.save(job) } catch {
+            state.withLock { s in
+                s.jobs[job.id] = nil
+                s.cancelFlags[job.id] = nil
+            }
+            throw .storage("cannot persist the job: \(error)")
+        }
         emit(job.id, type: "status", description)
+        state.withLock { s in if s.jobs[job.id]?.status == .queued { s.queue.append(job.id) } }
         dispatch()
     }
 

@@ -40,6 +40,8 @@ public struct APIOperation: Sendable {
     public var headers: [String] = []
     /// Error statuses this route answers with, beside the auth ones its access implies.
     public var errors: [Int] = []
+    /// Statuses answered with a body of their own instead of the error body: status → (description, schema).
+    public var otherResponses: [Int: (description: String, schema: JSONValue)] = [:]
 
     /// A JSON answer of type `T`.
     public static func json<T: Decodable>(
@@ -156,8 +158,12 @@ public final class OpenAPIDocument: Sendable {
         if entry.path.contains("{") || op.body != nil || !op.query.isEmpty { statuses.insert(400) }
         if entry.path.contains("{") { statuses.insert(404) }
         var responses: [(String, JSONValue)] = [(String(op.status), .object(success))]
-        for s in statuses.sorted() where s != op.status {
-            responses.append((String(s), ["$ref": .string("#/components/responses/E\(s)")]))
+        for s in statuses.union(op.otherResponses.keys).sorted() where s != op.status {
+            if let (description, schema) = op.otherResponses[s] {
+                responses.append((String(s), ["description": .string(description), "content": ["application/json": ["schema": schema]]]))
+            } else {
+                responses.append((String(s), ["$ref": .string("#/components/responses/E\(s)")]))
+            }
         }
         fields.append(("responses", .object(responses)))
         return .object(fields)
