@@ -59,6 +59,12 @@ public struct Converter {
                 calibrationTimesteps: c.calibrationTimesteps))
         snn.initialMembrane = c.initialMembrane
         folded.description.snn = snn
+        // With biases (batch norm folds into them), a spike must stand for the activation it
+        // replaces: a layer's current W·o + b mixes spikes with a bias in the ANN's units, so each
+        // spike carries its layer's threshold (the activation scale θ was balanced to). Without
+        // biases, unit spikes and amplitudes θ give the same spike trains (the IF recurrence scales
+        // with its current and threshold), so bias-free models keep unit spikes.
+        let carriesUnits = folded.tensors.keys.contains { $0.hasSuffix(".bias") }
         var engine = try SpikingEngine(model: folded)
         let count = min(c.calibrationImages, calibration.count)
         var rng = SeededGenerator(seed: c.seed)
@@ -75,9 +81,9 @@ public struct Converter {
                 }
             }
             let seeds = (0..<count).map { UInt64($0) &+ c.seed }
-            _ = engine.run(
-                input, options: .init(timesteps: c.calibrationTimesteps, seeds: seeds, thresholds: thresholds),
-                stopAfterNeuron: k, observe: observer)
+            var options = SpikingEngine.Options(timesteps: c.calibrationTimesteps, seeds: seeds, thresholds: thresholds)
+            options.spikeAmplitudes = carriesUnits ? thresholds : nil
+            _ = engine.run(input, options: options, stopAfterNeuron: k, observe: observer)
             var level = maximum
             if let p = c.percentile, !samples.isEmpty {
                 samples.sort()
@@ -88,6 +94,7 @@ public struct Converter {
             log(String(format: "spiking layer %d: max current %.4f, threshold %.4f", k, maximum, thresholds[k]))
         }
         snn.thresholds = thresholds
+        if carriesUnits { snn.spikeAmplitudes = thresholds }
         folded.description.snn = snn
         try folded.validate()
         return folded

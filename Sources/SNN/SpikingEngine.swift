@@ -91,6 +91,8 @@ public struct SpikingEngine: Sendable {
         public var exit: ExitPolicy?
         /// How settled images leave the computation (`.shrink`, the default, measured faster).
         public var exitRemoval = ExitRemoval.shrink
+        /// Override of the model's spike amplitudes (conversion calibrates with partial lists).
+        public var spikeAmplitudes: [Float]?
         /// Override of the model's thresholds (conversion calibrates with partial lists).
         public var thresholds: [Float]?
         public var lagged: Bool?
@@ -206,7 +208,7 @@ public struct SpikingEngine: Sendable {
         let plan = Plan(
             thresholds: thresholds, leaks: snn.leaks ?? [Float](repeating: snn.leak, count: thresholds.count),
             initialMembranes: thresholds.map { (snn.initialMembrane ?? 0) * $0 },
-            amplitudes: (0..<thresholds.count).map { snn.spikeAmplitude(layer: $0) }, timesteps: t,
+            amplitudes: options.spikeAmplitudes ?? (0..<thresholds.count).map { snn.spikeAmplitude(layer: $0) }, timesteps: t,
             lagged: options.lagged ?? snn.lagged, stopAfterNeuron: stopAfterNeuron, observe: observe,
             synapticPath: options.synapticPath)
         if let policy = options.exit, stopAfterNeuron == nil, observe == nil, !plan.lagged {

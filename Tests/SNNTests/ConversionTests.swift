@@ -41,6 +41,60 @@ import Testing
         #expect(byPercentile.description.snn!.thresholds[0] < byMax.description.snn!.thresholds[0])
     }
 
+    /// A converted network with biases (batch norm folded into its convolutions) must compute its
+    /// ANN given enough steps: spikes carry their layer's threshold, so a layer's bias and its
+    /// spike input stay in the ANN's proportion. (With unit spikes the deeper layers' biases
+    /// swamped their input and a CIFAR-10 network sat at chance at every T.)
+    @Test func biasedNetworkConvertsToItsANN() throws {
+        let input = InputDescription(channels: 3, height: 8, width: 8, mean: [0, 0, 0], std: [1, 1, 1])
+        let layers: [LayerSpec] = [
+            .conv("c1", 3, 8, bias: true), .relu, .avgPool(), .conv("c2", 8, 8, bias: true), .relu, .avgPool(), .flatten,
+            .linear("f1", 32, 16, bias: true), .relu, .linear("f2", 16, 4, bias: true),
+        ]
+        var rng = SeededGenerator(seed: 21)
+        var tensors: [String: Tensor] = [:]
+        for (name, shape) in layers.parameterShapes() {
+            let fanIn = name.hasSuffix(".bias") ? 1 : shape.dropFirst().reduce(1, *)
+            let scale = name.hasSuffix(".bias") ? Float(0.5) : 4 / Float(fanIn).squareRoot()
+            let centre: Float = name.hasPrefix("f") ? 0.5 : 0.4  // signed classifier weights, mostly excitatory convs
+            tensors[name] = Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in scale * (rng.nextUnitFloat() - centre) })
+        }
+        tensors["f2.bias"] = Tensor(shape: [4])  // the hidden layers' biases are the point
+        let ann = makeModel(input: input, labels: 4, layers: layers, tensors: tensors)
+        try ann.validate()
+        let n = 64
+        // Each image a random colour per channel (HWC pixels), plus noise: images differ by more
+        // than the pooling averages away.
+        var pixels: [UInt8] = []
+        for _ in 0..<n {
+            let base = (0..<3).map { _ in Int(rng.next() % 200) }
+            for _ in 0..<64 { for c in 0..<3 { pixels.append(UInt8(base[c] + Int(rng.next() % 56))) } }
+        }
+        let set = ImageSet(spec: ann.description.inputSpec, classes: ["0", "1", "2", "3"], pixels: pixels, labels: [Int](repeating: 0, count: n))
+        var config = Converter.Configuration()
+        config.calibrationImages = n
+        config.calibrationTimesteps = 64
+        config.encoding = .direct
+        config.scale = 1
+        let snn = try Converter.convert(ann, calibration: set, configuration: config)
+        #expect(snn.description.snn?.spikeAmplitudes == snn.description.snn?.thresholds)
+        var batchRNG = SeededGenerator(seed: 0)
+        let (x, _) = set.batch(0..<n, generator: &batchRNG)
+        var compiled = try ann.compiledLayers()
+        var runner = ANNRunner()
+        var noTape: [ANNRunner.TapeEntry]? = nil
+        let logits = runner.forward(&compiled, x, generator: &batchRNG, tape: &noTape)
+        var engine = try SpikingEngine(model: snn)
+        let r = engine.run(x, options: .init(timesteps: 256))
+        // Spikes carry their threshold, so the output potential per step approximates the ANN's
+        // logits (rate coding over 256 steps; balancing at scale 1 keeps every layer below its clip).
+        let spread = logits.scalars.map(abs).max() ?? 1
+        var error: Float = 0
+        for i in 0..<(n * 4) { error = max(error, abs(r.potentials.scalars[i] / 256 - logits.scalars[i])) }
+        #expect(r.spikes.reduce(0, +) > 0)
+        #expect(error < 0.1 * spread, "largest difference \(error) against logits up to \(spread)")
+    }
+
     /// Folding batch norm into the convolution leaves the ANN's inference output unchanged.
     @Test func batchNormFoldingPreservesTheFunction() throws {
         var model = try Model.initialized(name: "m", architecture: "cifar-cnn", labels: (0..<10).map(String.init), batchNorm: true, seed: 2)

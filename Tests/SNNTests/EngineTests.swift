@@ -89,6 +89,35 @@ import Testing
         }
     }
 
+    /// Biases (batch norm folded into convolutions gives every channel one) enter as a constant
+    /// current: dense and event-driven paths, 48 and 64 output channels (scatter and gather
+    /// kernels), against the per-step reference.
+    @Test(arguments: [SpikingEngine.SynapticPath.dense, .eventDriven])
+    func biasesAgreeWithPerStepReference(path: SpikingEngine.SynapticPath) throws {
+        let input = InputDescription(channels: 3, height: 8, width: 8, mean: [0, 0, 0], std: [1, 1, 1])
+        let layers: [LayerSpec] = [
+            .conv("c1", 3, 48, bias: true), .relu, .avgPool(), .conv("c2", 48, 64, bias: true), .relu, .avgPool(), .flatten,
+            .linear("f1", 256, 3, bias: true),
+        ]
+        var tensors: [String: Tensor] = [:]
+        for (i, (name, shape)) in layers.parameterShapes().enumerated() {
+            var t = dyadicTensor(shape, seed: UInt64(60 + i))
+            for j in 0..<t.count { t.scalars[j] *= 0.25 }
+            tensors[name] = t
+        }
+        let model = makeModel(input: input, labels: 3, layers: layers, tensors: tensors, thresholds: [0.5, 0.75], encoding: .direct)
+        try model.validate()
+        let x = dyadicTensor([5, 3, 8, 8], seed: 61)
+        var engine = try SpikingEngine(model: model)
+        let r = engine.run(x, options: .init(timesteps: 6, seeds: [1, 2, 3, 4, 5], synapticPath: path))
+        let reference = PerStepReference(model: model).run(x, timesteps: 6, seeds: [1, 2, 3, 4, 5])
+        #expect(r.spikes.reduce(0, +) > 0)
+        #expect(r.spikes == reference.spikes)
+        for i in 0..<5 {
+            for k in 0..<3 { #expect(r.potentials[i, k] == reference.potentials[i][k], "image \(i) class \(k)") }
+        }
+    }
+
     /// Residual blocks (identity and 1×1-conv shortcuts, 64-channel bodies for the gather kernel)
     /// give the same potentials and predictions on the dense and the event-driven path, with
     /// Poisson and direct input. Dyadic weights keep every sum exact, so the paths agree exactly.

@@ -69,7 +69,8 @@ struct PerStepReference {
                     case .linear:
                         let w = model.tensors["\(layer.name!).weight"]!
                         let outF = layer.outFeatures!
-                        x = (0..<outF).map { o in (0..<x.count).reduce(Float(0)) { $0 + w.scalars[o * x.count + $1] * x[$1] } }
+                        let b = model.tensors["\(layer.name!).bias"]?.scalars
+                        x = (0..<outF).map { o in (0..<x.count).reduce(b?[o] ?? 0) { $0 + w.scalars[o * x.count + $1] * x[$1] } }
                         shape = [outF]
                     case .relu:
                         let theta = snn.thresholds[neuron]
@@ -115,11 +116,12 @@ struct PerStepReference {
         let (h, w) = (shape[1], shape[2])
         let (oh, ow) = g.outputSize(height: h, width: w)
         let wt = model.tensors["\(layer.name!).weight"]!
+        let bias = model.tensors["\(layer.name!).bias"]?.scalars
         var y = [Float](repeating: 0, count: g.outChannels * oh * ow)
         for o in 0..<g.outChannels {
             for oy in 0..<oh {
                 for ox in 0..<ow {
-                    var s: Float = 0
+                    var s: Float = bias?[o] ?? 0
                     for c in 0..<g.inChannels {
                         for ky in 0..<g.kernelHeight {
                             for kx in 0..<g.kernelWidth {
