@@ -239,45 +239,34 @@ extension [Layer] {
         var shape = input
         var total = 0
         for layer in self {
+            let next = layer.outputShape(from: shape)
             switch layer {
-            case .convolution(let c):
-                let (oh, ow) = c.geometry.outputSize(height: shape[1], width: shape[2])
-                total += oh * ow * c.geometry.outChannels * c.geometry.patchSize
-                shape = [c.geometry.outChannels, oh, ow]
-            case .linear(let l):
-                total += l.inFeatures * l.outFeatures
-                shape = [l.outFeatures]
-            case .averagePool(let p), .maxPool(let p):
-                shape = [shape[0], (shape[1] - p.kernel) / p.stride + 1, (shape[2] - p.kernel) / p.stride + 1]
-            case .flatten:
-                shape = [shape.reduce(1, *)]
+            case .convolution(let c): total += next.reduce(1, *) * c.geometry.patchSize
+            case .linear(let l): total += l.inFeatures * l.outFeatures
             case .residual(let body, let shortcut):
                 total += body.multiplyAccumulates(input: shape) + shortcut.multiplyAccumulates(input: shape)
-                shape = body.outputShape(input: shape)
-            case .neuron, .quantizedClip, .dropout, .batchNorm:
-                break
+            default: break
             }
+            shape = next
         }
         return total
     }
+}
 
-    /// The shape these layers produce from `input`.
-    func outputShape(input: FeatureShape) -> FeatureShape {
-        var shape = input
-        for layer in self {
-            switch layer {
-            case .convolution(let c):
-                let (oh, ow) = c.geometry.outputSize(height: shape[1], width: shape[2])
-                shape = [c.geometry.outChannels, oh, ow]
-            case .linear(let l): shape = [l.outFeatures]
-            case .averagePool(let p), .maxPool(let p):
-                shape = [shape[0], (shape[1] - p.kernel) / p.stride + 1, (shape[2] - p.kernel) / p.stride + 1]
-            case .flatten: shape = [shape.reduce(1, *)]
-            case .residual(let body, _): shape = body.outputShape(input: shape)
-            case .neuron, .quantizedClip, .dropout, .batchNorm: break
-            }
+extension Layer {
+    /// The shape this layer produces from `shape` (checked at compile time, so no errors here).
+    func outputShape(from shape: FeatureShape) -> FeatureShape {
+        switch self {
+        case .convolution(let c):
+            let (oh, ow) = c.geometry.outputSize(height: shape[1], width: shape[2])
+            return [c.geometry.outChannels, oh, ow]
+        case .linear(let l): return [l.outFeatures]
+        case .averagePool(let p), .maxPool(let p):
+            return [shape[0], (shape[1] - p.kernel) / p.stride + 1, (shape[2] - p.kernel) / p.stride + 1]
+        case .flatten: return [shape.reduce(1, *)]
+        case .residual(let body, _): return body.reduce(shape) { $1.outputShape(from: $0) }
+        case .neuron, .quantizedClip, .dropout, .batchNorm: return shape
         }
-        return shape
     }
 }
 

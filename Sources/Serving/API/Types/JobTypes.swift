@@ -24,9 +24,9 @@ public struct FineTuneJobRequest: Codable, Sendable, SchemaAnnotated {
 
         public static var schemaAnnotations: [String: JSONValue] {
             [
-                "timesteps": ["minimum": 1], "epochs": range(epochRange), "batch_size": range(batchSizeRange),
-                "limit": range(limitRange), "learning_rate": range(learningRateRange), "alpha": range(alphaRange),
-                "beta": range(betaRange),
+                "timesteps": ["minimum": 1], "epochs": bounds(epochRange), "batch_size": bounds(batchSizeRange),
+                "limit": bounds(limitRange), "learning_rate": bounds(learningRateRange), "alpha": bounds(alphaRange),
+                "beta": bounds(betaRange),
             ]
         }
     }
@@ -61,8 +61,9 @@ public struct FineTuneJobRequest: Codable, Sendable, SchemaAnnotated {
     }
 }
 
-func range(_ r: ClosedRange<Int>) -> JSONValue { ["minimum": .int(r.lowerBound), "maximum": .int(r.upperBound)] }
-func range(_ r: ClosedRange<Double>) -> JSONValue { ["minimum": .double(r.lowerBound), "maximum": .double(r.upperBound)] }
+/// JSON Schema bounds of a closed range.
+func bounds(_ r: ClosedRange<Int>) -> JSONValue { ["minimum": .int(r.lowerBound), "maximum": .int(r.upperBound)] }
+func bounds(_ r: ClosedRange<Double>) -> JSONValue { ["minimum": .double(r.lowerBound), "maximum": .double(r.upperBound)] }
 
 /// `GET /v1/fine_tuning/jobs`: newest first, paged by `after`.
 public struct JobList: Codable, Sendable {
