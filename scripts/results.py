@@ -2,7 +2,8 @@
 """Writes docs/results.md and docs/results-NAME.png from the shipped models, measured by
 `spikeserve evaluate` on each data set's validation split (the seeded 10% split every command uses).
 
-Usage: results.py SPIKESERVE_BIN NAME=MODEL_ROOT:DATA_DIR:CONVERTED_VERSION:HYBRID_VERSION [...]
+Usage: results.py SPIKESERVE_BIN NAME=MODEL_ROOT:DATA_DIR:CONVERTED_VERSION:HYBRID_VERSION[:LIMIT] [...]
+  LIMIT: evaluate the SNNs on a seeded subset of that many validation images (the ANN always on all).
 """
 import json
 import os
@@ -36,26 +37,27 @@ def pct(x):
     return "—" if x is None else f"{100 * x:.2f}%"
 
 
-def measure(binary, name, root, data, converted, hybrid):
+def measure(binary, name, root, data, converted, hybrid, limit=None):
     conv_dir, hyb_dir = f"{root}/{converted}", f"{root}/{hybrid}"
     print(f"{name}: ANN", file=sys.stderr)
     ann = evaluate(binary, conv_dir, data, "--ann")
+    subset = ["--limit", str(limit)] if limit else []
     rows = {"converted": {}, "hybrid": {}, "adaptive": {}}
     for t in CONVERTED_T:
         print(f"{name}: converted T={t}", file=sys.stderr)
-        rows["converted"][t] = evaluate(binary, conv_dir, data, "--timesteps", str(t))
+        rows["converted"][t] = evaluate(binary, conv_dir, data, "--timesteps", str(t), *subset)
     for t in HYBRID_T:
         print(f"{name}: hybrid T={t}", file=sys.stderr)
-        rows["hybrid"][t] = evaluate(binary, hyb_dir, data, "--timesteps", str(t))
+        rows["hybrid"][t] = evaluate(binary, hyb_dir, data, "--timesteps", str(t), *subset)
     hybrid_model = json.load(open(f"{hyb_dir}/model.json"))
     if (hybrid_model.get("snn") or {}).get("exit_policy"):
         for t in ADAPTIVE_T:
             print(f"{name}: adaptive T={t}", file=sys.stderr)
-            rows["adaptive"][t] = evaluate(binary, hyb_dir, data, "--timesteps", str(t), "--adaptive")
+            rows["adaptive"][t] = evaluate(binary, hyb_dir, data, "--timesteps", str(t), "--adaptive", *subset)
     return ann, rows, hybrid_model
 
 
-def section(name, root, converted, hybrid, ann, rows, hybrid_model, figure):
+def section(name, root, converted, hybrid, ann, rows, hybrid_model, figure, limit=None):
     notes = hybrid_model.get("provenance", {}).get("notes", {})
     epochs = notes.get("finetune_epochs", "?")
     seconds = notes.get("finetune_seconds")
@@ -64,7 +66,8 @@ def section(name, root, converted, hybrid, ann, rows, hybrid_model, figure):
     lines.append(
         f"`{root}`: version {converted} is the converted SNN, version {hybrid} the hybrid "
         f"({epochs} epochs of spike-based fine-tuning, wall time {wall}). "
-        f"Validation split: {ann['images']} images.")
+        f"Validation split: {ann['images']} images"
+        + (f" (the SNN rows: a seeded subset of {limit}, as simulating T = 256 on all of them takes long)." if limit else "."))
     lines.append("")
     lines.append(f"ANN: **{pct(ann['accuracy'])}** ({ann['macs_per_image']:,} multiply-accumulates per image).")
     lines.append("")
@@ -129,11 +132,12 @@ def main():
              "test sets are not in this repository.", ""]
     for spec in sys.argv[2:]:
         name, rest = spec.split("=", 1)
-        root, data, converted, hybrid = rest.split(":")
-        ann, rows, hybrid_model = measure(binary, name, root, data, converted, hybrid)
+        root, data, converted, hybrid, *limit = rest.split(":")
+        limit = int(limit[0]) if limit else None
+        ann, rows, hybrid_model = measure(binary, name, root, data, converted, hybrid, limit)
         figure = f"docs/results-{name}.png"
         plot(name, ann, rows, figure)
-        parts.append(section(name, root, converted, hybrid, ann, rows, hybrid_model, figure))
+        parts.append(section(name, root, converted, hybrid, ann, rows, hybrid_model, figure, limit))
     parts += ["## What the paper reports", "", PAPER, ""]
     with open("docs/results.md", "w") as f:
         f.write("\n".join(parts))

@@ -111,17 +111,29 @@ public struct ANNTrainer {
 
     /// Top-1 accuracy of the ANN (inference mode) on a data set.
     public mutating func evaluate(_ data: ImageSet, batchSize: Int = 256) -> Double {
+        let predicted = predictions(data, batchSize: batchSize)
+        let correct = zip(predicted, data.labels).filter { $0 == $1 }.count
+        return Double(correct) / Double(max(1, data.count))
+    }
+
+    /// The predicted class of every image (argmax of the logits, the first on ties), in data order.
+    public mutating func predictions(_ data: ImageSet, batchSize: Int = 256) -> [Int] {
         var rng = SeededGenerator(seed: 0)
-        var correct = 0
+        var predicted: [Int] = []
+        predicted.reserveCapacity(data.count)
         var noTape: [ANNRunner.TapeEntry]? = nil
         for start in stride(from: 0, to: data.count, by: batchSize) {
             let indices = Array(start..<min(data.count, start + batchSize))
-            let (x, labels) = data.batch(indices, generator: &rng)
+            let (x, _) = data.batch(indices, generator: &rng)
             var inference = layers  // inference mode leaves the running statistics as they are
             let logits = runner.forward(&inference, x, generator: &rng, tape: &noTape)
-            correct += softmaxCrossEntropy(logits, labels: labels).correct
+            let k = logits.shape[1]
+            for i in 0..<indices.count {
+                let row = logits.scalars[(i * k)..<((i + 1) * k)]
+                predicted.append(row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! - i * k)
+            }
         }
-        return Double(correct) / Double(max(1, data.count))
+        return predicted
     }
 
     // MARK: checkpoints

@@ -14,6 +14,8 @@ public enum Evaluator {
         public var meanTimestepsUsed: Double
         /// Images per number of steps used.
         public var timestepsHistogram: [Int: Int]
+        /// The predicted class of every image in data order; nil where undecided.
+        public var predictions: [Int?]
     }
 
     public static func evaluateSNN(
@@ -27,6 +29,7 @@ public enum Evaluator {
         var layerNeurons: [Int] = []
         var ops = 0.0
         var histogram: [Int: Int] = [:]
+        var predictions: [Int?] = []
         let start = nowSeconds()
         for lo in stride(from: 0, to: data.count, by: batchSize) {
             let indices = Array(lo..<min(data.count, lo + batchSize))
@@ -38,6 +41,7 @@ public enum Evaluator {
                     lagged: lagged, exit: exit))
             for used in r.timestepsUsed { histogram[used, default: 0] += 1 }
             let decisions = r.decisions
+            predictions += decisions
             correct += zip(decisions, labels).filter { $0 == $1 }.count
             undecided += decisions.filter { $0 == nil }.count
             if layerSpikes.isEmpty { layerSpikes = [Double](repeating: 0, count: r.layerSpikes.count) }
@@ -51,15 +55,17 @@ public enum Evaluator {
         let rates = zip(layerSpikes, layerNeurons).map { $0 / (Double($1) * max(1, imageSteps)) }
         return SNNReport(
             accuracy: Double(correct) / n, imagesPerSecond: n / seconds, spikeRates: rates, synapticOpsPerImage: ops / n,
-            undecided: undecided, meanTimestepsUsed: imageSteps / n, timestepsHistogram: histogram)
+            undecided: undecided, meanTimestepsUsed: imageSteps / n, timestepsHistogram: histogram,
+            predictions: predictions)
     }
 
     public static func evaluateANN(_ model: Model, on data: ImageSet, batchSize: Int = 100) throws(ModelError) -> (
-        accuracy: Double, imagesPerSecond: Double
+        accuracy: Double, imagesPerSecond: Double, predictions: [Int]
     ) {
         var trainer = try ANNTrainer(model: model, configuration: .init())
         let start = nowSeconds()
-        let accuracy = trainer.evaluate(data, batchSize: batchSize)
-        return (accuracy, Double(data.count) / (nowSeconds() - start))
+        let predicted = trainer.predictions(data, batchSize: batchSize)
+        let correct = zip(predicted, data.labels).filter { $0 == $1 }.count
+        return (Double(correct) / Double(max(1, data.count)), Double(data.count) / (nowSeconds() - start), predicted)
     }
 }

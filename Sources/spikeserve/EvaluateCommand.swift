@@ -44,6 +44,9 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Seed of the Poisson input.")
     var seed: UInt64 = 0
 
+    @Option(help: "Write one JSON line per image (path, label, prediction) to this file, for error analysis.")
+    var predictions: String?
+
     @OptionGroup var exit: ExitOptions
 
     func validate() throws {
@@ -70,6 +73,7 @@ struct EvaluateCommand: ParsableCommand {
         let set = try loadSet(folder, spec: model.description.inputSpec, what: "evaluation")
         if ann {
             let r = try Evaluator.evaluateANN(model, on: set, batchSize: batchSize)
+            try writePredictions(r.predictions, folder: folder, labels: model.description.labels)
             let out: [String: Any] = [
                 "accuracy": r.accuracy, "images": set.count, "images_per_second": r.imagesPerSecond, "mode": "ann",
                 "macs_per_image": model.multiplyAccumulatesPerImage,
@@ -85,6 +89,7 @@ struct EvaluateCommand: ParsableCommand {
         try OptionRange.memory(model, timesteps: t)
         let policy = try exit.policy(for: model)
         let r = try Evaluator.evaluateSNN(model, on: set, timesteps: t, batchSize: batchSize, lagged: lagged, seed: seed, exit: policy)
+        try writePredictions(r.predictions, folder: folder, labels: model.description.labels)
         var out: [String: Any] = [
             "accuracy": r.accuracy, "images": set.count, "timesteps": t, "images_per_second": r.imagesPerSecond,
             "spike_rate_per_layer": r.spikeRates, "synaptic_ops_per_image": r.synapticOpsPerImage, "mode": "snn",
@@ -116,5 +121,25 @@ struct EvaluateCommand: ParsableCommand {
                         r.timestepsHistogram.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")))
             }
         }
+    }
+
+    /// JSON Lines, one per image in evaluation order: `{"path", "label", "prediction", "correct"}`;
+    /// `prediction` is null for an undecided image.
+    func writePredictions(_ predicted: [Int?], folder: ImageFolder, labels: [String]) throws {
+        guard let predictions else { return }
+        struct Line: Encodable {
+            var path: String
+            var label: String
+            var prediction: String?
+            var correct: Bool
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var text = Data()
+        for (sample, p) in zip(folder.samples, predicted) {
+            let line = Line(path: sample.path, label: labels[sample.label], prediction: p.map { labels[$0] }, correct: p == sample.label)
+            text += try encoder.encode(line) + Data("\n".utf8)
+        }
+        try text.write(to: URL(fileURLWithPath: predictions))
     }
 }
