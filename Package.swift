@@ -12,6 +12,7 @@ import PackageDescription
 /// - `Imaging`: image decoding, conversion to model input, ImageFolder datasets.
 /// - `HTTPServer`: HTTP/1.1 server on POSIX sockets, epoll loops and Dispatch (no model knowledge); `http-bench` benchmarks it.
 /// - `SNN`: the method: model format, ANN training, conversion, the time-batched SNN engine, STDB fine-tuning.
+/// - `ModelImport`: ANNs trained elsewhere: ONNX graphs (swift-protobuf) and PyTorch state dicts (safetensors).
 /// - `Serving`: the REST API over HTTPServer: model store and versions, dynamic batching, auth, metrics.
 /// - `spikeserve`: the command-line tool.
 let swiftSettings: [SwiftSetting] = []
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -46,6 +48,11 @@ let package = Package(
         .target(name: "TensorKit", dependencies: ["NativeBridge", "CSynapse"], swiftSettings: swiftSettings),
         .target(name: "Imaging", dependencies: ["CNative", "TensorKit"], swiftSettings: swiftSettings),
         .target(name: "SNN", dependencies: ["TensorKit", "Imaging", "CSynapse"], swiftSettings: swiftSettings),
+        .target(
+            name: "ModelImport",
+            dependencies: ["SNN", "TensorKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "HTTPServer",
             dependencies: [
@@ -72,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "spikeserve",
             dependencies: [
-                "NativeBridge", "TensorKit", "Imaging", "SNN", "Serving", "HTTPServer",
+                "NativeBridge", "TensorKit", "Imaging", "SNN", "Serving", "HTTPServer", "ModelImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -81,6 +88,7 @@ let package = Package(
         .testTarget(name: "NativeBridgeTests", dependencies: ["NativeBridge"]),
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"]),
         .testTarget(name: "SNNTests", dependencies: ["SNN"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelImportTests", dependencies: ["ModelImport", "SNN", "Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "SNN", "HTTPServer"], resources: [.copy("Fixtures")]),

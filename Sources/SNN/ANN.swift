@@ -250,3 +250,18 @@ public struct ANNRunner: Sendable {
         return dx
     }
 }
+
+extension Model {
+    /// The ANN's outputs (logits) for a batch of normalised inputs, in inference mode (dropout off,
+    /// batch norm with its running statistics).
+    ///
+    /// - Parameter input: `[N, C, H, W]`, already normalised by the model's mean and std.
+    /// - Returns: `[N, classes]`.
+    public func annLogits(_ input: Tensor) throws(ModelError) -> Tensor {
+        var layers = try compiledLayers()
+        var runner = ANNRunner()
+        var generator = SeededGenerator(seed: 0)
+        var noTape: [ANNRunner.TapeEntry]? = nil
+        return runner.forward(&layers, input, generator: &generator, tape: &noTape)
+    }
+}

@@ -1,3 +1,5 @@
+import Imaging
+
 /// The built-in architectures, described as layer lists (what `model.json` stores).
 /// Convolutions and linear layers have no bias (the conversion method's assumption), pooling is
 /// average pooling, and dropout sits where the reference implementation puts it.
@@ -161,11 +163,6 @@ public enum Architectures {
     }
 }
 
-/// Input geometry and normalisation of a model.
-public struct InputDescription: Codable, Sendable, Equatable {
-    public var channels: Int
-    public var height: Int
-    public var width: Int
-    public var mean: [Float]
-    public var std: [Float]
-}
+/// Input geometry and normalisation of a model (`model.json`'s `input`): the image pipeline's
+/// `InputSpec`, under the name the model format uses.
+public typealias InputDescription = InputSpec

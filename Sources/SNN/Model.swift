@@ -34,9 +34,7 @@ public struct ModelDescription: Codable, Sendable, Equatable {
         self.provenance = provenance
     }
 
-    public var inputSpec: InputSpec {
-        InputSpec(channels: input.channels, height: input.height, width: input.width, mean: input.mean, std: input.std)
-    }
+    public var inputSpec: InputSpec { input }
 }
 
 /// How the SNN runs: one threshold per spiking layer (per `relu`, in traversal order).

@@ -54,19 +54,63 @@ public enum SafeTensors {
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
                 let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
             else { throw ModelError("weights entry '\(name)' is malformed") }
-            guard dtype == "F32" else { throw ModelError("weights entry '\(name)' has dtype \(dtype); only F32 is supported") }
+            // Files written elsewhere (PyTorch state dicts) may hold half, bfloat16, double or
+            // integer tensors (batch norm's num_batches_tracked); all are read as Float32.
+            let widths = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4]
+            guard let width = widths[dtype] else {
+                throw ModelError("weights entry '\(name)' has dtype \(dtype); F32, F16, BF16, F64, I64 and I32 are read")
+            }
             let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] == offsets[0] + 4 * count, offsets[1] <= dataCount else {
+            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] == offsets[0] + width * count, offsets[1] <= dataCount else {
                 throw ModelError("weights entry '\(name)': offsets \(offsets) do not match shape \(shape) within the file")
             }
-            var scalars = [Float](repeating: 0, count: count)
-            scalars.withUnsafeMutableBytes { dst in
-                data.withUnsafeBytes { src in
-                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(headerEnd + offsets[0])..<(headerEnd + offsets[1])]))
-                }
+            let bytes = data.subdata(in: (headerEnd + offsets[0])..<(headerEnd + offsets[1]))
+            let scalars: [Float]
+            switch dtype {
+            case "F16": scalars = bytes.littleEndianIntegers(UInt16.self).map(Float.init(halfBits:))
+            case "BF16": scalars = bytes.littleEndianIntegers(UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
+            case "F64": scalars = bytes.littleEndianIntegers(UInt64.self).map { Float(Double(bitPattern: $0)) }
+            case "I64": scalars = bytes.littleEndianIntegers(UInt64.self).map { Float(Int64(bitPattern: $0)) }
+            case "I32": scalars = bytes.littleEndianIntegers(UInt32.self).map { Float(Int32(bitPattern: $0)) }
+            default:
+                var f = [Float](repeating: 0, count: count)
+                f.withUnsafeMutableBytes { dst in bytes.withUnsafeBytes { dst.copyMemory(from: $0) } }
+                scalars = f
             }
             tensors[name] = Tensor(shape: shape, scalars: scalars)
         }
         return (tensors, metadata)
+    }
+}
+
+extension Data {
+    /// The bytes read as consecutive little-endian integers of type `T`.
+    public func littleEndianIntegers<T: FixedWidthInteger>(_: T.Type) -> [T] {
+        let n = count / MemoryLayout<T>.size
+        return [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+            withUnsafeBytes { raw in
+                for i in 0..<n { buffer[i] = T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)) }
+            }
+            initialized = n
+        }
+    }
+}
+
+extension Float {
+    /// IEEE 754 binary16 → binary32, exact (every half value is a float): subnormals
+    /// renormalised, infinities and NaNs kept.
+    public init(halfBits h: UInt16) {
+        let sign = UInt32(h & 0x8000) << 16
+        let exponent = Int((h >> 10) & 0x1F)
+        let mantissa = UInt32(h & 0x3FF)
+        if exponent == 0x1F {
+            self = Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))
+        } else if exponent == 0 {
+            // ±0 or subnormal: mantissa · 2⁻²⁴.
+            let magnitude = Float(mantissa) * 0x1p-24
+            self = sign == 0 ? magnitude : -magnitude
+        } else {
+            self = Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | (mantissa << 13))
+        }
     }
 }

@@ -27,6 +27,9 @@ struct ClassifyCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Flag(help: "Run the ANN instead of the SNN (also for an unconverted model, e.g. one just imported); JSON adds the logits.")
+    var ann = false
+
     @OptionGroup var exit: ExitOptions
 
     func validate() throws {
@@ -38,10 +41,6 @@ struct ClassifyCommand: ParsableCommand {
 
     func run() throws {
         let model = try Model.load(from: modelDirectory)
-        guard let snn = model.description.snn else { throw ValidationError("\(modelDirectory) is not a converted SNN") }
-        let t = timesteps ?? snn.defaultTimesteps
-        try OptionRange.memory(model, timesteps: t)
-        guard t >= 1 && t <= snn.maxTimesteps else { throw ValidationError("--timesteps must be in 1...\(snn.maxTimesteps)") }
         let spec = model.description.inputSpec
         var input = Tensor(shape: [images.count, spec.channels, spec.height, spec.width])
         for (i, path) in images.enumerated() {
@@ -49,6 +48,11 @@ struct ClassifyCommand: ParsableCommand {
             let image = try ImageDecoder.decode([UInt8](data), grayscale: spec.channels == 1).prepared(for: spec)
             input.withUnsafeMutablePointer { image.normalized(spec, into: $0 + i * spec.count) }
         }
+        if ann { return try classifyWithANN(model, input) }
+        guard let snn = model.description.snn else { throw ValidationError("\(modelDirectory) is not a converted SNN (use --ann for its ANN)") }
+        let t = timesteps ?? snn.defaultTimesteps
+        try OptionRange.memory(model, timesteps: t)
+        guard t >= 1 && t <= snn.maxTimesteps else { throw ValidationError("--timesteps must be in 1...\(snn.maxTimesteps)") }
         var engine = try SpikingEngine(model: model)
         let r = engine.run(
             input, options: .init(timesteps: t, seeds: images.indices.map { UInt64($0) &+ seed }, exit: try exit.policy(for: model)))
@@ -71,5 +75,24 @@ struct ClassifyCommand: ParsableCommand {
             }
         }
         if json { try printJSON(["model": model.description.name, "timesteps": t, "results": results]) }
+    }
+
+    /// The ANN's answer: softmax scores, and with --json the logits, for checking an import
+    /// against the framework it came from.
+    func classifyWithANN(_ model: Model, _ input: Tensor) throws {
+        let logits = try model.annLogits(input)
+        let k = logits.shape[1]
+        var results: [[String: Any]] = []
+        for (i, path) in images.enumerated() {
+            let row = Array(logits.scalars[(i * k)..<((i + 1) * k)])
+            let scores = softmax(row)
+            let top = Array(scores.indices.sorted { scores[$0] > scores[$1] }.prefix(max(1, topK)))
+            let predictions = top.map { ["label": model.description.labels[$0], "index": $0, "score": Double(scores[$0])] as [String: Any] }
+            results.append(["image": path, "predictions": predictions, "logits": row.map(Double.init)])
+            if !json {
+                print("\(path): " + top.map { String(format: "%@ %.3f", model.description.labels[$0], scores[$0]) }.joined(separator: ", "))
+            }
+        }
+        if json { try printJSON(["model": model.description.name, "mode": "ann", "results": results]) }
     }
 }

@@ -6,7 +6,7 @@ struct SpikeServe: AsyncParsableCommand {
         abstract: "Serve, train, convert and fine-tune spiking neural networks (hybrid ANN→SNN conversion + STDB).",
         subcommands: [
             SystemCommand.self, TrainCommand.self, ConvertCommand.self, EvaluateCommand.self, ClassifyCommand.self, FinetuneCommand.self,
-            ServeCommand.self, BenchCommand.self, CalibrateExitCommand.self,
+            ServeCommand.self, BenchCommand.self, CalibrateExitCommand.self, ImportCommand.self,
         ]
     )
 }
