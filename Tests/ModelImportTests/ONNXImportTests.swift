@@ -123,6 +123,33 @@ struct ExpectedOutputs: Decodable {
         }
     }
 
+    /// Corrupted files (random byte changes and truncations of every accepted fixture) are
+    /// imported or refused with an `ImportError`, never a crash: the importer's checks, not the
+    /// tensor preconditions behind them, stop bad graphs.
+    @Test(arguments: accepted)
+    func corruptedFilesAreRefusedNotCrashedOn(_ name: String) throws {
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture(name + ".onnx"))))
+        var rng = SeededGenerator(seed: 11)
+        var refused = 0
+        for trial in 0..<300 {
+            var bytes = original
+            if trial % 10 == 0 {
+                bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count))))
+            } else {
+                for _ in 0..<(1 + Int(rng.next() % 4)) {
+                    bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            }
+            do {
+                let model = try ONNXImporter.importModel(Data(bytes), directory: nil, options: .init())
+                try model.validate()
+            } catch {
+                refused += 1
+            }
+        }
+        #expect(refused > 0)
+    }
+
     @Test func halfPrecisionConversionIsExact() {
         #expect(Float(halfBits: 0x3C00) == 1)
         #expect(Float(halfBits: 0xC000) == -2)
