@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "SNN", "Imaging", "HTTPServer", "NativeBridge",
+                "SNN", "Imaging", "HTTPServer", "NativeBridge", "ModelImport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -17,6 +17,7 @@ public struct APIError: Error, Sendable {
         case notReady = "not_ready", versionUnavailable = "version_unavailable", shuttingDown = "shutting_down"
         case cancelled, deadlineExceeded = "deadline_exceeded"
         case loadFailed = "load_failed", trainingFailed = "training_failed", validationFailed = "validation_failed"
+        case invalidModelFile = "invalid_model_file", modelExists = "model_exists", conversionFailed = "conversion_failed"
         case `internal`
     }
 

@@ -88,6 +88,8 @@ extension APIError {
         case .queueFull(let limit): APIError(429, .tooManyJobs, "\(limit) jobs are already queued", headers: [("Retry-After", "60")])
         case .storage(let m): APIError(500, .internal, m)
         case .dataset(let d): map(d)
+        case .modelExists(let name): APIError(409, .modelExists, "model '\(name)' exists or is being created; choose another name")
+        case .importFailed(let e): APIError(400, .invalidModelFile, e.description)
         }
     }
 

@@ -127,34 +127,12 @@ public enum Datasets {
         let id = newDatasetID()
         let dir = stateDirectory + "/datasets"
         let partial = dir + "/." + id + ".upload"
-        let handle: FileHandle
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
-            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
-        } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
-        var bytes = 0
-        var magic: [UInt8] = []
-        do {
-            for try await chunk in stream {
-                if magic.count < 2 { magic += chunk.prefix(2 - magic.count) }
-                do { try handle.write(contentsOf: chunk) } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
-                bytes += chunk.count
-            }
-            do {
-                try handle.synchronize()
-                try handle.close()
-            } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
-        } catch {
-            try? handle.close()
-            try? FileManager.default.removeItem(atPath: partial)
-            throw error
-        }
+        let (bytes, magic) = try await receiveUpload(stream, to: partial)
         guard bytes > 4 else {
             try? FileManager.default.removeItem(atPath: partial)
             throw DatasetError.emptyArchive
         }
-        let archive = dir + "/" + id + (magic == [0x1F, 0x8B] ? ".tar.gz" : ".tar")
+        let archive = dir + "/" + id + (magic.starts(with: [0x1F, 0x8B]) ? ".tar.gz" : ".tar")
         guard rename(partial, archive) == 0 else {
             try? FileManager.default.removeItem(atPath: partial)
             throw DatasetError.storage("cannot store the upload")
@@ -193,4 +171,34 @@ public enum Datasets {
         if rename(staging, final) != 0 { throw DatasetError.storage("cannot publish the dataset") }
         return DatasetInfo(id: id, classes: folder.classes, images: folder.samples.count, bytes: bytes, createdAt: unixNow())
     }
+}
+
+/// Writes a streamed request body to `path` as it arrives (never whole in memory) and syncs it;
+/// returns the byte count and the first 8 bytes. Removes the file and rethrows when the client goes
+/// away or the body is malformed; storage failures are `DatasetError.storage`.
+func receiveUpload(_ stream: RequestBodyStream, to path: String) async throws -> (bytes: Int, magic: [UInt8]) {
+    let handle: FileHandle
+    do {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: path, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
+        handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
+    var bytes = 0
+    var magic: [UInt8] = []
+    do {
+        for try await chunk in stream {
+            if magic.count < 8 { magic += chunk.prefix(8 - magic.count) }
+            do { try handle.write(contentsOf: chunk) } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
+            bytes += chunk.count
+        }
+        do {
+            try handle.synchronize()
+            try handle.close()
+        } catch { throw DatasetError.storage("cannot store the upload: \(error)") }
+    } catch {
+        try? handle.close()
+        try? FileManager.default.removeItem(atPath: path)
+        throw error
+    }
+    return (bytes, magic)
 }

@@ -1,3 +1,5 @@
+import ModelImport
+
 /// Why a job command was refused.
 public enum JobError: Error, Sendable {
     /// The request names something that cannot be trained (messages say what and why).
@@ -12,4 +14,8 @@ public enum JobError: Error, Sendable {
     /// The job record could not be persisted.
     case storage(String)
     case dataset(DatasetError)
+    /// `POST /v1/models` names a model that exists or is being created.
+    case modelExists(String)
+    /// The uploaded ANN could not be imported (the error names the node or tensor).
+    case importFailed(ImportError)
 }

@@ -3,6 +3,7 @@ import Imaging
 import Logging
 import NativeBridge
 import SNN
+import Synchronization
 
 /// Fine-tuning jobs over the API: validates requests into job records, and runs queued jobs —
 /// each on a training thread that uses at most `coreShare` of the cores (`TrainingRun`), then
@@ -36,6 +37,8 @@ public final class JobManager: Sendable {
     let queue: JobQueue
     let data: TrainingData
     let publisher: VersionPublisher
+    /// Names of models whose upload is being imported (not yet a queued conversion job).
+    let creating = Mutex<Set<String>>([])
 
     public init(
         configuration: Configuration, store: ModelStore, scheduler: InferenceScheduler, logger: Logger,
@@ -80,6 +83,23 @@ public final class JobManager: Sendable {
     }
 
     public func cancel(_ id: String) throws(JobError) -> JobRecord { try queue.cancel(id) }
+
+    /// Whether a model of this name is being imported or converted.
+    func isCreating(_ name: String) -> Bool {
+        creating.withLock { $0.contains(name) }
+            || queue.list(status: nil, limit: Int.max, after: nil).contains { $0.object == .conversion && $0.model == name && !$0.status.isTerminal }
+    }
+
+    func reserve(_ name: String) -> Bool {
+        guard
+            !queue.list(status: nil, limit: Int.max, after: nil).contains(where: {
+                $0.object == .conversion && $0.model == name && !$0.status.isTerminal
+            })
+        else { return false }
+        return creating.withLock { $0.insert(name).inserted }
+    }
+
+    func release(_ name: String) { _ = creating.withLock { $0.remove(name) } }
 
     /// Continues a failed job that was marked resumable.
     public func resume(_ id: String) throws(JobError) -> JobRecord { try queue.resume(id) }
@@ -141,18 +161,29 @@ public final class JobManager: Sendable {
         while let (id, cancel) = await queue.next() {
             guard let job = queue.job(id), job.status == .queued else { continue }
             let training = TrainingRun(queue: queue, store: store, data: data)
+            let conversion = ConversionRun(queue: queue, data: data)
             let publisher = self.publisher
+            defer {
+                // A conversion job's imported ANN is needed until the job ends.
+                if job.object == .conversion, queue.job(id)?.status.isTerminal == true {
+                    try? FileManager.default.removeItem(atPath: queue.jobStore.importedModelDirectory(id))
+                }
+            }
             do {
                 let candidate = try await thread.run {
-                    try publisher.prepare(job, try training.run(job, cancel: cancel))
+                    let outcome = job.object == .conversion ? try conversion.run(job, cancel: cancel) : try training.run(job, cancel: cancel)
+                    return try publisher.prepare(job, outcome)
                 }
                 try await publisher.deploy(job, candidate)
+                if queue.job(id)?.status == .succeeded { queueFineTuningAfter(job) }
             } catch is TrainingCancelled {
                 queue.finishCancelled(id)
             } catch JobError.invalid(let message) {
                 queue.fail(id, code: .invalidFiles, message)
             } catch JobPublishFailure.loadFailed(let reason) {
                 queue.fail(id, code: .loadFailed, "the new version failed to load: \(reason)")
+            } catch  where job.object == .conversion {
+                queue.fail(id, code: .conversionFailed, "\(error)")
             } catch {
                 let checkpoint = queue.jobStore.checkpointDirectory(id)
                 queue.fail(id, code: .trainingFailed, "\(error)", resumable: TrainingCheckpoint.exists(at: checkpoint))

@@ -15,6 +15,8 @@ struct JobStore: Sendable {
 
     func jobDirectory(_ id: String) -> String { directory + "/" + id }
     func checkpointDirectory(_ id: String) -> String { jobDirectory(id) + "/checkpoint" }
+    /// A conversion job's imported ANN, kept until the job ends.
+    func importedModelDirectory(_ id: String) -> String { jobDirectory(id) + "/imported" }
 
     func save(_ job: JobRecord) throws {
         try FileManager.default.createDirectory(atPath: jobDirectory(job.id), withIntermediateDirectories: true)
@@ -37,7 +39,7 @@ struct JobStore: Sendable {
     func loadAll() -> [(JobRecord, [JobEvent])] {
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var out: [(JobRecord, [JobEvent])] = []
-        for id in ids where id.hasPrefix("ftjob_") {
+        for id in ids where id.hasPrefix("ftjob_") || id.hasPrefix("cvjob_") {
             guard let data = FileManager.default.contents(atPath: jobDirectory(id) + "/job.json"),
                 let job = try? JSONDecoder().decode(JobRecord.self, from: data)
             else { continue }

@@ -4,6 +4,7 @@ import HTTPServer
 extension ServingAPI {
     /// Fine-tuning job and dataset endpoints (admin scope).
     public func registerJobs(_ jobs: JobManager, on router: inout Router) {
+        registerModelCreation(jobs, on: &router)
         let job = JSONSchema.of(JobRecord.self)
         route(
             &router, "POST", "/v1/fine_tuning/jobs", access: .admin,

@@ -18,7 +18,8 @@ struct VersionPublisher: Sendable {
     struct Candidate: Sendable {
         var version: ModelStore.Version
         var accuracy: Double
-        var baseline: Double
+        /// The current default's accuracy (nil for a new model).
+        var baseline: Double?
         /// Why it must not be deployed, if it must not.
         var refusal: String?
     }
@@ -43,16 +44,22 @@ struct VersionPublisher: Sendable {
         queue.emit(id, type: "message", "published version \(number)")
         let t = job.hyperparameters.timesteps
         let accuracy = try FineTuner.accuracy(of: version.model, on: outcome.validation, timesteps: t)
-        let current = try store.resolve(job.model)
-        let baseline = try FineTuner.accuracy(of: current.model, on: outcome.validation, timesteps: t)
-        queue.emit(
-            id, type: "metrics",
-            String(format: "validation at T=%d: new version %.4f, current default v%d %.4f", t, accuracy, current.number, baseline),
-            data: ["new_accuracy": accuracy, "baseline_accuracy": baseline])
+        // A new model (a conversion job) has no current default to compare with.
+        var baseline: Double? = nil
+        if let current = try? store.resolve(job.model), current.number != number {
+            let b = try FineTuner.accuracy(of: current.model, on: outcome.validation, timesteps: t)
+            baseline = b
+            queue.emit(
+                id, type: "metrics",
+                String(format: "validation at T=%d: new version %.4f, current default v%d %.4f", t, accuracy, current.number, b),
+                data: ["new_accuracy": accuracy, "baseline_accuracy": b])
+        } else {
+            queue.emit(id, type: "metrics", String(format: "validation at T=%d: %.4f", t, accuracy), data: ["new_accuracy": accuracy])
+        }
         var refusal: String? = nil
         if let m = job.minAccuracy, accuracy < m {
             refusal = String(format: "validation accuracy %.4f is below min_accuracy %.4f", accuracy, m)
-        } else if !job.force && accuracy < baseline {
+        } else if let baseline, !job.force && accuracy < baseline {
             refusal = String(
                 format: "validation accuracy %.4f is below the current version's %.4f (set \"force\": true to deploy anyway)", accuracy, baseline)
         }

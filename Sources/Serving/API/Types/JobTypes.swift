@@ -111,4 +111,5 @@ public struct DatasetInfo: Codable, Sendable {
 }
 
 extension JobRecord.Status: SchemaDescribing {}
+extension JobRecord.Kind: SchemaDescribing {}
 extension SurrogateKind: SchemaDescribing {}
