@@ -13,6 +13,7 @@ onnxruntime gives for image / 255):
   torch-resnet     TorchScript exporter, opset 13, batch norm kept as nodes: residual blocks with
                    identity and 1x1-convolution shortcuts, global average pooling, torch.flatten,
                    a linear layer with bias (Gemm)
+  torch-meanpool   TorchScript exporter, opset 17: global average pooling as x.mean((2, 3))
   torch-dynamo     torch.onnx.export(dynamo=True), opset 18: convolutions with biases, batch norm,
                    average pooling, flatten, linear layers
   onnx-matmul-fp16 onnx helper, opset 21: Flatten, MatMul + Add with float16 initializers (raw
@@ -142,6 +143,22 @@ torch.onnx.export(resnet, (torch.rand(1, 3, 8, 8),), f"{OUT}/torch-resnet.onnx",
                   input_names=["image"], output_names=["logits"], do_constant_folding=False,
                   training=torch.onnx.TrainingMode.PRESERVE)
 expect("torch-resnet", images(3, 8, 8, n=1))
+
+class MeanPool(nn.Module):
+    """Global average pooling written as x.mean((2, 3)) (ReduceMean)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+torch.onnx.export(MeanPool().eval(), (torch.rand(1, 3, 6, 6),), f"{OUT}/torch-meanpool.onnx", dynamo=False, opset_version=17,
+                  input_names=["image"], output_names=["logits"])
+expect("torch-meanpool", images(3, 6, 6, n=1))
 
 small = Small()
 randomise_batch_norm(small)
@@ -276,6 +293,9 @@ refuse("reshape", "only a flatten to [batch, features]", [
 refuse("int8", "data type 3 is not supported", [
     helper.make_node("Conv", ["image", "q.weight"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
     [helper.make_tensor("q.weight", TensorProto.INT8, [4, 3, 3, 3], np.ones(108, np.int8).tolist())], output=("c", ["N", 4, 8, 8]))
+refuse("softmax", "export the logits without the final softmax", [
+    helper.make_node("Flatten", ["image"], ["f"]), helper.make_node("Gemm", ["f", "s.weight"], ["z"], transB=1),
+    helper.make_node("Softmax", ["z"], ["logits"], axis=1)], [numpy_helper.from_array(w(10, 192), "s.weight")])
 refuse("opset9", "opset 9 is not supported", [helper.make_node("Relu", ["image"], ["r"])], opset=9, output=("r", ["N", 3, 8, 8]))
 refuse("two-inputs", "expects one image input", [helper.make_node("Add", ["image", "other"], ["a"])],
        inputs=[value("image", ["N", 3, 8, 8]), value("other", ["N", 3, 8, 8])], output=("a", ["N", 3, 8, 8]))

@@ -15,7 +15,8 @@ import TensorKit
 ///
 /// Supported: Conv (square kernel, equal strides and symmetric padding, no dilation, one group;
 /// bias or not), Gemm, MatMul followed by an Add of a bias, Relu, AveragePool (no padding),
-/// GlobalAveragePool, Flatten, Reshape to `[batch, features]`, Dropout, Identity,
+/// GlobalAveragePool, ReduceMean over the spatial axes, Flatten, Reshape to `[batch, features]`,
+/// Dropout, Identity,
 /// BatchNormalization folded into the Conv, Gemm or MatMul before it, Add of a residual branch,
 /// Constant, Shape, Gather, Unsqueeze, Squeeze, Concat and Cast on shapes. MaxPool is refused: a
 /// maximum over spike trains is not the spike train of the maximum, so rate-coded conversion
@@ -40,7 +41,7 @@ public enum ONNXImporter {
     /// The operator types the importer reads (see the type's documentation for the conditions).
     public static let supportedOperators = [
         "Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape",
-        "Dropout", "Identity", "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast",
+        "Dropout", "Identity", "ReduceMean", "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast",
     ]
 
     /// Opset versions of the default domain that the importer reads.
@@ -315,6 +316,31 @@ private struct GraphReader {
             let x = try activation()
             guard x.shape.count == 3, x.shape[1] == x.shape[2] else { throw fail("needs a square feature map, gets \(x.shape)") }
             try emit(x, .avgPool(x.shape[1]))
+
+        case "ReduceMean":
+            // x.mean((2, 3)) written by hand for global average pooling.
+            let x = try activation()
+            var axes = attributes.ints("axes")
+            if axes == nil, node.input.count > 1, !node.input[1].isEmpty { axes = try constant(1, "axes").ints }
+            guard x.shape.count == 3, let axes, Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
+                throw fail("only a mean over the two spatial axes (global average pooling) is supported")
+            }
+            guard x.shape[1] == x.shape[2] else { throw fail("needs a square feature map, gets \(x.shape)") }
+            let pool = LayerSpec.avgPool(x.shape[1])
+            if attributes.int("keepdims") ?? 1 == 1 {
+                try emit(x, pool)
+            } else {
+                // [batch, C]: the pool, then a flatten, as one step of the chain.
+                let pooled: FeatureShape
+                do { pooled = try pool.outputShape(from: x.shape, path: name) } catch { throw fail(error.description) }
+                let mid = x.extended(by: pool, producing: output + "#pooled", shape: pooled)
+                try emit(mid, .flatten)
+            }
+
+        case "Softmax", "LogSoftmax":
+            throw fail(
+                "export the logits without the final softmax: the SNN's prediction is the class of the largest output "
+                    + "potential, which a softmax would not change")
 
         case "MaxPool":
             throw fail(

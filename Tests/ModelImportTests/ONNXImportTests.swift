@@ -31,7 +31,7 @@ struct ExpectedOutputs: Decodable {
 /// The importer against ONNX files written by `torch.onnx.export` (both exporters) and by the
 /// `onnx` package, checked against onnxruntime's outputs.
 @Suite struct ONNXImportTests {
-    static let accepted = ["torch-vgg", "torch-resnet", "torch-dynamo", "onnx-matmul-fp16", "onnx-bn-constant", "onnx-external"]
+    static let accepted = ["torch-vgg", "torch-resnet", "torch-meanpool", "torch-dynamo", "onnx-matmul-fp16", "onnx-bn-constant", "onnx-external"]
 
     @Test(arguments: accepted)
     func importedANNMatchesONNXRuntime(_ name: String) throws {
