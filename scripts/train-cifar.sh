@@ -47,7 +47,7 @@ fi
 if [ ! -f "$work/cifar-hybrid/model.json" ]; then
   resume=""
   [ -d "$work/cifar-hybrid.checkpoint" ] && resume="--resume"
-  run finetune "$work/cifar-snn-half" --data "$data" --timesteps 8 --epochs 4 --batch-size 32 \
+  run finetune "$work/cifar-snn-half" --data "$data" --timesteps 8 --epochs 2 --batch-size 32 \
     --lr 1e-4 --surrogate linear --alpha 0.3 --seed 1 --exit-budget 16 --out "$work/cifar-hybrid" $resume
 fi
 
