@@ -5,7 +5,7 @@ import PackageDescription
 ///
 /// Module map (each has its own test target):
 /// - `CBLAS`, `CNative`, `CEventLoop`: C bridges (OpenBLAS; libjpeg/libpng decoding with longjmp error handling;
-///   CPUID; epoll/eventfd for the HTTP server's I/O loops).
+///   CPUID; epoll/eventfd for the HTTP server's I/O loops, inotify for the model store's watcher).
 /// - `CSynapse`: the SNN engine's event-driven synaptic kernels (C, one build per instruction set).
 /// - `NativeBridge`: Swift face of the bridges: BLAS calls, CPU features, OpenBLAS kernel selection.
 /// - `TensorKit`: Float32 NCHW tensors, kernels with backward passes, optimizers.
@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "SNN", "Imaging", "HTTPServer", "NativeBridge", "ModelImport",
+                "SNN", "Imaging", "HTTPServer", "NativeBridge", "ModelImport", "CEventLoop",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

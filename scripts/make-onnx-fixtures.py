@@ -300,6 +300,30 @@ refuse("opset9", "opset 9 is not supported", [helper.make_node("Relu", ["image"]
 refuse("two-inputs", "expects one image input", [helper.make_node("Add", ["image", "other"], ["a"])],
        inputs=[value("image", ["N", 3, 8, 8]), value("other", ["N", 3, 8, 8])], output=("a", ["N", 3, 8, 8]))
 
+# Hostile files: each would crash or exhaust a careless reader.
+refuse("pool-stride0", "non-positive strides", [
+    helper.make_node("AveragePool", ["image"], ["p"], kernel_shape=[2, 2], strides=[0, 0])], output=("p", ["N", 3, 4, 4]))
+refuse("huge-pads", "outside 0...kernel", [
+    helper.make_node("Conv", ["image", "conv.weight"], ["c"], kernel_shape=[3, 3], pads=[1 << 40] * 4)], [conv],
+    output=("c", ["N", 4, 8, 8]))
+refuse("huge-input", "larger than 4096", [helper.make_node("Relu", ["image"], ["r"])],
+       inputs=[value("image", ["N", 1, 1 << 30, 1 << 30])], output=("r", ["N", 1, 1, 1]))
+refuse("redefined", "redefines 'r1'", [
+    helper.make_node("Relu", ["image"], ["r1"]), helper.make_node("Relu", ["r1"], ["m"]),
+    helper.make_node("Identity", ["image"], ["r1"]), helper.make_node("Add", ["m", "r1"], ["a"])], output=("a", ["N", 3, 8, 8]))
+refuse("cast-overflow", "unsupported data type", [
+    helper.make_node("Shape", ["image"], ["s"]), helper.make_node("Cast", ["s"], ["t"], to=1 << 40),
+    helper.make_node("Reshape", ["image", "t"], ["r"])], output=("r", ["N", 192]))
+explode = [helper.make_node("Shape", ["image"], ["s0"])]
+for k in range(40):
+    explode.append(helper.make_node("Concat", [f"s{k}", f"s{k}"], [f"s{k + 1}"], axis=0))
+explode.append(helper.make_node("Reshape", ["image", "s40"], ["r"]))
+refuse("concat-explosion", "more than 8 dimensions", explode, output=("r", ["N", 192]))
+refuse("bias-broadcast", "does not broadcast per output channel", [
+    helper.make_node("Conv", ["image", "conv.weight"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    helper.make_node("Add", ["c", "b"], ["a"])], [conv, numpy_helper.from_array(np.ones(4, np.float32), "b")],
+    output=("a", ["N", 4, 8, 8]))
+
 # External data whose location leaves the model's directory.
 escape = helper.make_graph([helper.make_node("Conv", ["image", "conv.weight"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
                            "escape", [value("image", ["N", 3, 8, 8])], [value("c", ["N", 4, 8, 8])])

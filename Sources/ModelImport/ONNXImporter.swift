@@ -51,7 +51,8 @@ public enum ONNXImporter {
     /// - Throws: `ImportError`, naming the node or tensor at fault.
     public static func importModel(at path: String, options: Options) throws(ImportError) -> Model {
         guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable("cannot read \(path)") }
-        return try importModel(data, directory: (path as NSString).deletingLastPathComponent, options: options)
+        let directory = (path as NSString).deletingLastPathComponent
+        return try importModel(data, directory: directory.isEmpty ? "." : directory, options: options)
     }
 
     /// Imports a serialized `ModelProto`.
@@ -156,6 +157,9 @@ private struct GraphReader {
             }
             shape = [c, h, w]
         }
+        guard shape[0] <= 4096, shape[1] <= 4096, shape[2] <= 4096 else {
+            throw .graph("input \(shape) is larger than 4096 channels or 4096×4096 pixels")
+        }
         self.options = ImportOptionsResolved(
             name: options.name, labels: options.labels, inputShape: shape, mean: options.mean, std: options.std)
         values = constants
@@ -164,9 +168,29 @@ private struct GraphReader {
         for output in graph.output { readers[output.name, default: 0] += 1 }
     }
 
+    /// Values per image an activation may hold (1 GiB of Float32), and nodes a graph may have:
+    /// bounds that keep a hostile file from exhausting memory.
+    static let maxActivation = 1 << 28
+    static let maxNodes = 20_000
+
     mutating func read() throws(ImportError) -> Model {
+        guard graph.node.count <= Self.maxNodes else { throw .graph("\(graph.node.count) nodes; at most \(Self.maxNodes) are read") }
+        var remaining = readers
+        // Every name ever assigned: chains refer to values by name, so none may be reused.
+        var defined = Set(values.keys)
         for (index, node) in graph.node.enumerated() {
+            for output in node.output where !output.isEmpty && !defined.insert(output).inserted {
+                throw .unsupportedNode(
+                    node: node.name.isEmpty ? output : node.name, opType: node.opType, index: index,
+                    reason: "redefines '\(output)' (ONNX values are assigned once)")
+            }
             try readNode(node, index: index)
+            // A value nobody reads any more is dropped, so memory follows the live values, not
+            // every chain ever built.
+            for name in node.input where !name.isEmpty {
+                remaining[name, default: 0] -= 1
+                if remaining[name]! <= 0 { values[name] = nil }
+            }
         }
         guard graph.output.count == 1, let outputName = graph.output.first?.name else {
             throw .graph("expects one output (the class scores), finds \(graph.output.count)")
@@ -225,6 +249,9 @@ private struct GraphReader {
                     throw fail(error.description)
                 }
             }
+            guard shape.allSatisfy({ $0 >= 1 }), checkedProduct(shape).map({ $0 <= GraphReader.maxActivation }) == true else {
+                throw fail("its output \(shape) exceeds \(GraphReader.maxActivation) values per image")
+            }
             values[output] = .activation(chain.extended(by: layer, producing: output, shape: shape))
         }
 
@@ -232,14 +259,16 @@ private struct GraphReader {
         case "Conv":
             let x = try activation()
             let w = try constant(1, "weight")
-            let bias = node.input.count > 2 ? try constant(2, "bias") : nil
+            let bias = node.input.count > 2 && !node.input[2].isEmpty ? try constant(2, "bias") : nil
             guard x.shape.count == 3, w.dims.count == 4 else { throw fail("expects a 2-D convolution of an image, weight \(w.dims) on \(x.shape)") }
             guard attributes.int("group") ?? 1 == 1 else { throw fail("grouped convolutions (group > 1) are not supported") }
             guard (attributes.ints("dilations") ?? [1, 1]).allSatisfy({ $0 == 1 }) else { throw fail("dilated convolutions are not supported") }
             let (kh, kw) = (w.dims[2], w.dims[3])
             guard kh == kw else { throw fail("non-square kernels (\(kh)×\(kw)) are not supported") }
             let strides = attributes.ints("strides") ?? [1, 1]
-            guard strides.count == 2, strides[0] == strides[1] else { throw fail("unequal strides \(strides) are not supported") }
+            guard strides.count == 2, strides[0] == strides[1], strides[0] >= 1 else {
+                throw fail("unequal or non-positive strides \(strides) are not supported")
+            }
             let padding = try symmetricPadding(attributes, kernel: kh, fail: fail)
             guard w.dims[1] == x.shape[0] else { throw fail("weight \(w.dims) does not fit \(x.shape[0]) input channels") }
             if let bias, bias.count != w.dims[0] { throw fail("bias has \(bias.count) values for \(w.dims[0]) channels") }
@@ -296,16 +325,20 @@ private struct GraphReader {
 
         case "AveragePool":
             let x = try activation()
-            guard let kernel = attributes.ints("kernel_shape"), kernel.count == 2, kernel[0] == kernel[1] else {
-                throw fail("needs a square kernel_shape")
+            guard let kernel = attributes.ints("kernel_shape"), kernel.count == 2, kernel[0] == kernel[1], kernel[0] >= 1 else {
+                throw fail("needs a square, positive kernel_shape")
             }
             let strides = attributes.ints("strides") ?? [1, 1]
-            guard strides.count == 2, strides[0] == strides[1] else { throw fail("unequal strides \(strides) are not supported") }
+            guard strides.count == 2, strides[0] == strides[1], strides[0] >= 1 else {
+                throw fail("unequal or non-positive strides \(strides) are not supported")
+            }
             guard (attributes.ints("pads") ?? []).allSatisfy({ $0 == 0 }), (attributes.string("auto_pad") ?? "NOTSET") != "SAME_UPPER",
                 (attributes.string("auto_pad") ?? "NOTSET") != "SAME_LOWER"
             else { throw fail("padded average pooling is not supported") }
             guard (attributes.ints("dilations") ?? [1, 1]).allSatisfy({ $0 == 1 }) else { throw fail("dilated pooling is not supported") }
-            if attributes.int("ceil_mode") ?? 0 == 1, x.shape.count == 3, (x.shape[1] - kernel[0]) % strides[0] != 0 {
+            if attributes.int("ceil_mode") ?? 0 == 1, x.shape.count == 3,
+                x.shape.dropFirst().contains(where: { $0 >= kernel[0] && ($0 - kernel[0]) % strides[0] != 0 })
+            {
                 throw fail("ceil_mode = 1 with a partial last window is not supported")
             }
             var pool = LayerSpec.avgPool(kernel[0])
@@ -395,14 +428,16 @@ private struct GraphReader {
 
     /// `Add(x, c)` where x is a convolution's or linear layer's output: c becomes (part of) its bias.
     mutating func foldBias(_ c: ONNXConstant, into x: Chain, output: String, fail: (String) -> ImportError) throws(ImportError) {
-        guard var layer = x.layers.last, [.conv2d, .linear].contains(layer.type), x.layerCounts.last == x.layers.count,
-            readers[x.marks.last!] == 1, let layerName = layer.name
+        guard var layer = x.layers.last, [.conv2d, .linear].contains(layer.type), onlyReaderOfLastLayer(x), let layerName = layer.name
         else { throw fail("adding a constant is supported only as the bias of the Conv, Gemm or MatMul right before it") }
         let channels = x.shape[0]
-        let nonUnit = c.dims.filter { $0 != 1 }
-        let broadcastsPerChannel =
-            c.count == 1 || (nonUnit == [channels] && (c.dims.count <= 1 || layer.type == .linear || c.dims.suffix(2) == [1, 1]))
-        guard broadcastsPerChannel else { throw fail("bias of shape \(c.dims) does not broadcast per output channel (\(channels))") }
+        // ONNX broadcasts from the last axis: a per-channel bias of a [N, C, H, W] output is
+        // [C, 1, 1] or [1, C, 1, 1]; of a [N, F] output, [F] or [1, F].
+        let perChannel =
+            layer.type == .conv2d
+            ? c.dims == [channels, 1, 1] || c.dims == [1, channels, 1, 1]
+            : c.dims == [channels] || c.dims == [1, channels]
+        guard c.count == 1 || perChannel else { throw fail("bias of shape \(c.dims) does not broadcast per output channel (\(channels))") }
         let add = c.count == 1 ? [Float](repeating: c.floats[0], count: channels) : c.floats
         let key = layerName + ".bias"
         let old = tensors[key]?.scalars ?? [Float](repeating: 0, count: channels)
@@ -419,8 +454,7 @@ private struct GraphReader {
         scale: [Float], shift: [Float], mean: [Float], variance: [Float], epsilon: Float, into x: Chain, output: String,
         fail: (String) -> ImportError
     ) throws(ImportError) {
-        guard var layer = x.layers.last, [.conv2d, .linear].contains(layer.type), x.layerCounts.last == x.layers.count,
-            readers[x.marks.last!] == 1, let layerName = layer.name
+        guard var layer = x.layers.last, [.conv2d, .linear].contains(layer.type), onlyReaderOfLastLayer(x), let layerName = layer.name
         else { throw fail("batch normalization is supported only right after a Conv, Gemm or MatMul (it is folded into it)") }
         let channels = x.shape[0]
         guard [scale, shift, mean, variance].allSatisfy({ $0.count == channels }) else {
@@ -437,6 +471,17 @@ private struct GraphReader {
         var chain = x
         chain.layers[chain.layers.count - 1] = layer
         values[output] = .activation(chain.extended(by: nil, producing: output, shape: x.shape))
+    }
+
+    /// Whether every value produced since the chain's last layer (its output and identities of it)
+    /// has exactly one reader, so that folding into that layer changes nothing else.
+    func onlyReaderOfLastLayer(_ x: Chain) -> Bool {
+        var i = x.marks.count - 1
+        while i >= 0, x.layerCounts[i] == x.layers.count {
+            if readers[x.marks[i]] != 1 { return false }
+            i -= 1
+        }
+        return i < x.marks.count - 1
     }
 
     /// `Add(a, b)` of two activations: a residual block over their last common value.
@@ -462,7 +507,9 @@ private struct GraphReader {
     ) throws(ImportError) -> Value {
         func ints(_ i: Int) throws(ImportError) -> (values: [Int?], scalar: Bool) {
             switch input(i) {
-            case .constant(let c) where c.isInteger: return (c.ints.map { Optional($0) }, c.dims.isEmpty)
+            case .constant(let c) where c.isInteger:
+                guard c.ints.count <= 1 << 16 else { throw fail("input \(i) is too long for a shape or index") }
+                return (c.ints.map { Optional($0) }, c.dims.isEmpty)
             case .shape(let s, let scalar): return (s, scalar)
             default: throw fail("input \(i) must be a constant integer tensor or a shape")
             }
@@ -505,18 +552,27 @@ private struct GraphReader {
             return .shape(data, scalar: true)
         case "Concat":
             var all: [Int?] = []
-            for i in 0..<node.input.count { all += try ints(i).values }
+            for i in 0..<node.input.count {
+                all += try ints(i).values
+                guard all.count <= 8 else { throw fail("builds a shape of more than 8 dimensions") }
+            }
             return .shape(all, scalar: false)
         case "Cast":
             // Exporters cast shape values between int32 and int64, and float16 weights to float32
             // (mixed-precision exports). A cast of an activation is refused: it would change the
             // numbers the network computes with.
-            let to = ONNXDataType(rawValue: Int32(attributes.int("to") ?? 0))
+            guard let to = Int32(exactly: attributes.int("to") ?? 0).flatMap(ONNXDataType.init(rawValue:)) else {
+                throw fail("casts to unsupported data type \(attributes.int("to") ?? 0)")
+            }
             switch input(0) {
             case .constant(var c):
-                guard let to else { throw fail("casts to unsupported data type \(attributes.int("to") ?? 0)") }
                 let integer = to == .int32 || to == .int64
-                if integer && !c.isInteger { c.ints = c.floats.map { Int($0) } }
+                if integer && !c.isInteger {
+                    guard c.floats.allSatisfy({ $0.isFinite && abs($0) < 0x1p62 }) else {
+                        throw fail("casts a non-finite or huge float to an integer")
+                    }
+                    c.ints = c.floats.map { Int($0) }
+                }
                 if !integer { c.ints = [] }
                 c.isInteger = integer
                 c.floats = integer ? c.ints.map { Float($0) } : c.floats
@@ -540,7 +596,8 @@ private struct GraphReader {
         default: throw fail("auto_pad SAME_* is not supported (export with explicit pads)")
         }
         let pads = attributes.ints("pads") ?? [0, 0, 0, 0]
-        guard pads.count == 4, Set(pads).count == 1, pads[0] >= 0 else { throw fail("asymmetric padding \(pads) is not supported") }
+        guard pads.count == 4, Set(pads).count == 1 else { throw fail("asymmetric padding \(pads) is not supported") }
+        guard (0...kernel).contains(pads[0]) else { throw fail("padding \(pads[0]) is outside 0...kernel") }
         return pads[0]
     }
 
@@ -583,4 +640,15 @@ struct Attributes {
     func floats(_ name: String) -> [Float]? { byName[name].map(\.floats) }
     func string(_ name: String) -> String? { byName[name].map { String(decoding: $0.s, as: UTF8.self) } }
     func tensor(_ name: String) -> Onnx_TensorProto? { byName[name].flatMap { $0.hasT ? $0.t : nil } }
+}
+
+/// The product of `dims`, nil on overflow.
+func checkedProduct(_ dims: [Int]) -> Int? {
+    var product = 1
+    for d in dims {
+        let (p, overflow) = product.multipliedReportingOverflow(by: d)
+        if overflow { return nil }
+        product = p
+    }
+    return product
 }

@@ -187,7 +187,10 @@ extension LayerSpec {
             guard shape.count == 3, shape[0] == inC else {
                 throw ModelError("\(path) (conv2d \(name)): expects \(inC) input channels, gets shape \(shape)")
             }
-            guard (stride ?? 1) > 0, (padding ?? 0) >= 0, let g = convGeometry else { throw ModelError("\(path): bad stride or padding") }
+            // Padding beyond the kernel adds only zeros and would let sizes overflow.
+            guard (stride ?? 1) > 0, (0...(kernel ?? 0)).contains(padding ?? 0), let g = convGeometry else {
+                throw ModelError("\(path): bad stride or padding (padding must be in 0...kernel)")
+            }
             let (oh, ow) = g.outputSize(height: shape[1], width: shape[2])
             guard oh > 0, ow > 0 else { throw ModelError("\(path) (conv2d \(name)): input \(shape) too small for the kernel") }
             return [g.outChannels, oh, ow]
@@ -209,6 +212,7 @@ extension LayerSpec {
         case .avgpool, .maxpool:
             let k = try require(kernel, "kernel", path)
             let s = stride ?? k
+            guard s >= 1 else { throw ModelError("\(path) (\(type.rawValue)): stride must be positive") }
             guard shape.count == 3, shape[1] >= k, shape[2] >= k else {
                 throw ModelError("\(path) (\(type.rawValue)): input \(shape) smaller than the window")
             }

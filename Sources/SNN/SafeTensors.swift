@@ -60,8 +60,17 @@ public enum SafeTensors {
             guard let width = widths[dtype] else {
                 throw ModelError("weights entry '\(name)' has dtype \(dtype); F32, F16, BF16, F64, I64 and I32 are read")
             }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] == offsets[0] + width * count, offsets[1] <= dataCount else {
+            // Checked arithmetic: the header is untrusted input (an upload).
+            guard shape.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }), offsets[0] >= 0, offsets[1] <= dataCount else {
+                throw ModelError("weights entry '\(name)': offsets \(offsets) or shape \(shape) outside the file")
+            }
+            var count = 1
+            for d in shape {
+                let (c, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow, c <= dataCount else { throw ModelError("weights entry '\(name)': shape \(shape) exceeds the file") }
+                count = c
+            }
+            guard offsets[1] - offsets[0] == width * count else {
                 throw ModelError("weights entry '\(name)': offsets \(offsets) do not match shape \(shape) within the file")
             }
             let bytes = data.subdata(in: (headerEnd + offsets[0])..<(headerEnd + offsets[1]))

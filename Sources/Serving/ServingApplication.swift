@@ -7,20 +7,37 @@ import SNN
 /// SIGINT: the server starts answering at once (health, readiness 503), loads and warms the models,
 /// then reports ready.
 public final class ServingApplication: Sendable {
+    /// What this process does when several share one models directory (`serve --role`).
+    public enum Role: String, Sendable, CaseIterable {
+        /// Serves classification and reads the store; job endpoints answer 421 naming the worker.
+        case inference
+        /// Runs fine-tuning and conversion jobs and publishes versions (and serves too).
+        case worker
+        /// Both: one machine.
+        case all
+    }
+
     public let store: ModelStore
     public let scheduler: InferenceScheduler
     public let api: ServingAPI
     public let server: Server
-    public let jobs: JobManager
+    /// Nil on an inference replica.
+    public let jobs: JobManager?
+    public let role: Role
+    /// Adopts versions and defaults that other processes write into the models directory.
+    public let watcher: StoreWatcher?
     let logger: Logger
 
-    /// `jobs`: job settings; its state directory defaults to `MODELS/.spikeserve`.
+    /// `jobs`: job settings; its state directory defaults to `MODELS/.spikeserve`. `watch`: how
+    /// the store notices other processes' writes (nil: it does not).
     public init(
         modelsDirectory: String, publicDirectory: String?, tokens: AccessTokens,
         batching: InferenceScheduler.Configuration = .init(), decoding: DecodePool.Configuration = .init(),
-        jobs jobConfiguration: JobManager.Configuration? = nil,
+        jobs jobConfiguration: JobManager.Configuration? = nil, role: Role = .all, workerURL: String? = nil,
+        watch: StoreWatcher.Configuration? = nil,
         server configuration: Server.Configuration, logger: Logger
     ) throws {
+        self.role = role
         self.logger = logger
         let metrics = ServingMetrics()
         store = ModelStore(root: modelsDirectory)
@@ -36,12 +53,21 @@ public final class ServingApplication: Sendable {
             metrics: metrics, logger: logger)
         self.api = api
         try store.loadAll()
-        jobs = try JobManager(
-            configuration: jobConfiguration ?? .init(stateDirectory: modelsDirectory + "/.spikeserve", dataRoot: nil),
-            store: store, scheduler: scheduler, logger: logger, onVersionChange: { name in api.publishVersionMetrics(name) })
+        jobs =
+            role == .inference
+            ? nil
+            : try JobManager(
+                configuration: jobConfiguration ?? .init(stateDirectory: modelsDirectory + "/.spikeserve", dataRoot: nil),
+                store: store, scheduler: scheduler, logger: logger, onVersionChange: { name in api.publishVersionMetrics(name) })
+        let store = self.store
+        watcher = watch.map { configuration in
+            StoreWatcher(store: store, configuration: configuration, logger: logger) { name, number in
+                await Self.adopt(name, number, store: store, api: api, logger: logger)
+            }
+        }
         var router = Router()
         api.register(on: &router)
-        api.registerJobs(jobs, on: &router)
+        api.registerJobs(jobs, workerURL: workerURL, on: &router)
         if let publicDirectory, FileManager.default.fileExists(atPath: publicDirectory) {
             router.fallback(StaticFiles(root: publicDirectory).handler())
         }
@@ -57,7 +83,8 @@ public final class ServingApplication: Sendable {
         try start()
         server.installSignalHandlers()
         await server.waitUntilStopped()
-        jobs.stop()
+        watcher?.stop()
+        jobs?.stop()
         scheduler.stop()
         api.decoder.stop()
         logger.info("stopped")
@@ -88,6 +115,40 @@ public final class ServingApplication: Sendable {
             }
         }
         store.startupWarmUpFinished = true
+        watcher?.start()
+    }
+
+    /// Makes `number` — which `serving.json` on the shared volume now names — this process's
+    /// default, with the guarantees of a local deployment: it loaded, a warm-up inference through
+    /// the scheduler runs and gives finite output potentials, and only then does the default flip;
+    /// requests in flight finish on the version they started on. A version that fails any of this
+    /// is never served here: the previous default keeps serving and readiness names the problem.
+    static func adopt(_ name: String, _ number: Int, store: ModelStore, api: ServingAPI, logger: Logger) async {
+        let refuse = { (reason: String) in
+            let text = "serving.json names version \(number), which cannot serve here (\(reason)); the previous default keeps serving"
+            if store.recordUnservedDefault(name, reason: text) {
+                logger.error("version not adopted", metadata: ["model": "\(name)", "version": "\(number)", "reason": "\(reason)"])
+            }
+        }
+        switch store.entry(name)?.versions[number] {
+        case .ready(let version)?:
+            let spec = version.model.description.inputSpec
+            let probe = InferenceScheduler.Job(input: [Float](repeating: 0.5, count: spec.count), seed: 0, trace: false, deadline: nil)
+            do {
+                let outcome = try await api.scheduler.submit(probe, version: version, timesteps: version.snn.defaultTimesteps)
+                guard outcome.potentials.allSatisfy(\.isFinite) else { return refuse("its warm-up gave non-finite output potentials") }
+            } catch {
+                return refuse("warm-up failed: \(error)")
+            }
+            store.markWarmed(name, version: number)
+            store.adoptDefault(name, version: number)
+            api.publishVersionMetrics(name)
+            logger.info("adopted a new default version", metadata: ["model": "\(name)", "version": "\(number)"])
+        case .failed(let reason)?:
+            refuse("it failed to load: \(reason)")
+        case nil:
+            refuse("it is not on disk")
+        }
     }
 }
 

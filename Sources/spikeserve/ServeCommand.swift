@@ -10,7 +10,13 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve every model under --models over HTTP (REST API, web page, metrics).",
         discussion: """
             Environment: SPIKESERVE_HOST, SPIKESERVE_PORT, SPIKESERVE_MODELS, SPIKESERVE_PUBLIC, SPIKESERVE_LOG_FORMAT, \
-            SPIKESERVE_ADMIN_TOKEN, SPIKESERVE_INFERENCE_TOKEN, SPIKESERVE_DATA_ROOT (flags win over the environment).
+            SPIKESERVE_ADMIN_TOKEN, SPIKESERVE_INFERENCE_TOKEN, SPIKESERVE_DATA_ROOT, SPIKESERVE_ROLE, SPIKESERVE_WORKER_URL \
+            (flags win over the environment).
+
+            Replicas: several processes may share one --models directory (a shared volume). Each notices \
+            versions and default changes that others write (inotify, and a scan every --watch-interval \
+            seconds) and adopts them after loading and warming them. --role inference serves only; \
+            --role worker runs the jobs and publishes versions; all (the default) does both.
             """)
 
     @Option(help: "Address to listen on (IPv4 or IPv6 literal). Env SPIKESERVE_HOST. Default 127.0.0.1.")
@@ -82,6 +88,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most images queued before requests are refused with 429.")
     var maxQueuedImages = 512
 
+    @Option(help: "inference, worker or all (one machine). Env SPIKESERVE_ROLE. Default all.")
+    var role: String?
+
+    @Option(help: "The worker's URL, named by an inference replica's answers to job requests. Env SPIKESERVE_WORKER_URL.")
+    var workerURL: String?
+
+    @Option(help: "Seconds between scans of the models directory for other processes' writes (0: do not watch).")
+    var watchInterval = 1.0
+
+    @Flag(help: "Notice other processes' writes by scanning only, without inotify (for volumes whose events do not arrive).")
+    var noInotify = false
+
     func validate() throws {
         guard maxBatchSize >= 1 else { throw ValidationError("--max-batch-size must be at least 1") }
         try OptionRange.check(decodeThreads, 1...256, "--decode-threads")
@@ -92,6 +110,10 @@ struct ServeCommand: AsyncParsableCommand {
         try OptionRange.check(diskReserveMb, 0...(1 << 30), "--disk-reserve-mb")
         guard maxQueueDelayMs >= 0, maxQueueDelayMs <= 60_000 else { throw ValidationError("--max-queue-delay-ms must be in 0...60000") }
         if let w = inferenceWorkers, !(1...256).contains(w) { throw ValidationError("--inference-workers must be in 1...256") }
+        try OptionRange.check(watchInterval, 0...3600, "--watch-interval")
+        if let role, ServingApplication.Role(rawValue: role) == nil {
+            throw ValidationError("--role must be one of inference, worker, all")
+        }
         if let p = preferredBatchSize, !(1...maxBatchSize).contains(p) {
             throw ValidationError("--preferred-batch-size must be in 1...\(maxBatchSize) (--max-batch-size)")
         }
@@ -133,9 +155,20 @@ struct ServeCommand: AsyncParsableCommand {
         var decoding = DecodePool.Configuration()
         if let decodeThreads { decoding.threads = decodeThreads }
         decoding.maxPixelsInFlight = maxDecodeMegapixels * 1_000_000
+        guard let role = ServingApplication.Role(rawValue: role ?? env["SPIKESERVE_ROLE"] ?? "all") else {
+            throw ValidationError("SPIKESERVE_ROLE must be one of inference, worker, all")
+        }
+        var watch: StoreWatcher.Configuration? = nil
+        if watchInterval > 0 {
+            var w = StoreWatcher.Configuration()
+            w.pollInterval = watchInterval
+            w.useInotify = !noInotify
+            watch = w
+        }
         let app = try ServingApplication(
             modelsDirectory: modelsDir, publicDirectory: publicDir, tokens: AccessTokens.load(file: tokens),
-            batching: batching, decoding: decoding, jobs: jobs, server: server, logger: logger)
+            batching: batching, decoding: decoding, jobs: jobs, role: role, workerURL: workerURL ?? env["SPIKESERVE_WORKER_URL"],
+            watch: watch, server: server, logger: logger)
         try await app.run()
     }
 }

@@ -39,8 +39,7 @@ struct ExpectedOutputs: Decodable {
         let model = try ONNXImporter.importModel(at: fixture(name + ".onnx"), options: .init())
         let logits = try model.annLogits(expected.input)
         #expect(logits.shape == [expected.images.count, expected.logits[0].count])
-        // Within 1e-4, relative to the logit's magnitude when that exceeds 1.
-        let worst = zip(logits.scalars, expected.logits.flatMap { $0 }).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
+        let worst = zip(logits.scalars, expected.logits.flatMap { $0 }).map { abs($0 - $1) }.max() ?? .infinity
         #expect(worst < 1e-4, "\(name): largest difference \(worst)")
     }
 
@@ -124,8 +123,9 @@ struct ExpectedOutputs: Decodable {
     }
 
     /// Corrupted files (random byte changes and truncations of every accepted fixture) are
-    /// imported or refused with an `ImportError`, never a crash: the importer's checks, not the
-    /// tensor preconditions behind them, stop bad graphs.
+    /// imported or refused with an `ImportError`, never a crash. Random corruption rarely builds
+    /// a hostile graph; the refuse-* fixtures built by hand (zero strides, huge pads and inputs,
+    /// redefined values, exploding shape computations) cover those.
     @Test(arguments: accepted)
     func corruptedFilesAreRefusedNotCrashedOn(_ name: String) throws {
         let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture(name + ".onnx"))))

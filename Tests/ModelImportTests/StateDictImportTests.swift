@@ -33,6 +33,41 @@ import Testing
         #expect(resnet.description.architecture == "resnet20" && resnet.description.labels.count == 10)
     }
 
+    /// The state-dict keys and shapes of the reference implementation's CIFAR-10 VGG16 and
+    /// ResNet20, written out by hand from its self_models/vgg.py and resnet.py (conv, ReLU and
+    /// dropout per configuration entry, the last dropout before each pool replaced by the pool;
+    /// pre_process, residual, identity and classifier Sequentials).
+    @Test func architecturesHaveTheReferenceImplementationsKeys() throws {
+        var vgg16: [String: [Int]] = [:]
+        let convs: [(Int, Int, Int)] = [
+            (0, 3, 64), (3, 64, 64), (6, 64, 128), (9, 128, 128), (12, 128, 256), (15, 256, 256), (18, 256, 256),
+            (21, 256, 512), (24, 512, 512), (27, 512, 512), (30, 512, 512), (33, 512, 512), (36, 512, 512),
+        ]
+        for (index, input, output) in convs { vgg16["features.\(index).weight"] = [output, input, 3, 3] }
+        vgg16["classifier.0.weight"] = [4096, 2048]
+        vgg16["classifier.3.weight"] = [4096, 4096]
+        vgg16["classifier.6.weight"] = [10, 4096]
+        let ours = try Architectures.layers(for: "vgg16").parameterShapes()
+        #expect(Dictionary(uniqueKeysWithValues: ours.map { ($0.name, $0.shape) }) == vgg16)
+
+        var resnet20: [String: [Int]] = [
+            "pre_process.0.weight": [64, 3, 3, 3], "pre_process.3.weight": [64, 64, 3, 3], "pre_process.6.weight": [64, 64, 3, 3],
+            "classifier.0.weight": [10, 2048],
+        ]
+        var input = 64
+        for (stage, width) in [64, 128, 256, 512].enumerated() {
+            for block in 0..<2 {
+                let prefix = "layer\(stage + 1).\(block)"
+                resnet20[prefix + ".residual.0.weight"] = [width, input, 3, 3]
+                resnet20[prefix + ".residual.3.weight"] = [width, width, 3, 3]
+                if input != width { resnet20[prefix + ".identity.0.weight"] = [width, input, 1, 1] }
+                input = width
+            }
+        }
+        let ourResNet = try Architectures.layers(for: "resnet20").parameterShapes()
+        #expect(Dictionary(uniqueKeysWithValues: ourResNet.map { ($0.name, $0.shape) }) == resnet20)
+    }
+
     @Test func classesComeFromTheOutputLayer() throws {
         let model = try Self.importing(Self.stateDict("mnist-cnn", classes: 7), "mnist-cnn")
         #expect(model.description.labels == (0..<7).map(String.init))

@@ -121,3 +121,48 @@ import Testing
         #expect(uploads.isEmpty, "\(uploads)")
     }
 }
+
+/// What conversion jobs leave behind when they do not finish, and a state dict refused over the API.
+@Suite(.serialized) struct ModelCreationCleanupTests {
+    @Test func cancelledWhileQueuedLeavesNothingAndFreesTheName() async throws {
+        let server = try await TestServer(tokens: FineTuningJobTests.tokens, dataRoot: ModelCreationTests.dataRoot)
+        defer { Task { await server.stop() } }
+        // A fine-tuning job keeps the one runner busy, so the conversion job waits in the queue.
+        let busy = try await FineTuningJobTests.createJob(
+            server.base,
+            #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 8, "epochs": 30, "batch_size": 10}, "force": true}"#)
+        let busyID = try #require(busy.json["id"] as? String)
+        let created = try await ModelCreationTests.post(
+            server.base, file: ModelCreationTests.onnx + "torch-vgg.onnx", "name=queued&calibration_data=cifar10-small")
+        let id = try #require(created.json["id"] as? String)
+        let imported = server.models + "/.spikeserve/jobs/\(id)/imported"
+        #expect(FileManager.default.fileExists(atPath: imported + "/model.json"))
+        let cancelled = try await curl(FineTuningJobTests.admin + ["-X", "POST", server.base + "/v1/fine_tuning/jobs/\(id)/cancel"])
+        #expect(cancelled.status == 200 && cancelled.json["status"] as? String == "cancelled", "\(cancelled.json)")
+        #expect(!FileManager.default.fileExists(atPath: imported))
+        _ = try await curl(FineTuningJobTests.admin + ["-X", "POST", server.base + "/v1/fine_tuning/jobs/\(busyID)/cancel"])
+        // The name is free again.
+        let again = try await ModelCreationTests.post(
+            server.base, file: ModelCreationTests.onnx + "torch-vgg.onnx", "name=queued&calibration_data=cifar10-small&calibration_images=8")
+        #expect(again.status == 202, "\(String(decoding: again.body, as: UTF8.self))")
+        let job = try await ModelCreationTests.finished(server.base, try #require(again.json["id"] as? String))
+        #expect(job["status"] as? String == "succeeded", "\(job)")
+    }
+
+    @Test func stateDictWithAMissingTensorIsRefusedNamingIt() async throws {
+        var rng = SeededGenerator(seed: 4)
+        var tensors: [String: Tensor] = [:]
+        for (name, shape) in try Architectures.layers(for: "mnist-cnn").parameterShapes() where name != "classifier.3.weight" {
+            tensors[name] = Tensor.kaimingNormal(shape: shape, fanIn: 9, generator: &rng)
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("partial-\(UUID().uuidString.prefix(8)).safetensors").path
+        try SafeTensors.encode(tensors).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let server = try await TestServer(tokens: FineTuningJobTests.tokens, dataRoot: ModelCreationTests.dataRoot)
+        defer { Task { await server.stop() } }
+        let r = try await ModelCreationTests.post(server.base, file: file, "name=partial&arch=mnist-cnn&calibration_data=mnist-small")
+        #expect(r.status == 400 && r.errorCode == "invalid_model_file")
+        #expect(String(decoding: r.body, as: UTF8.self).contains("'classifier.3.weight': missing"))
+        #expect(try await curl([server.base + "/v1/models/partial"]).status == 404)
+    }
+}

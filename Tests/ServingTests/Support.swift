@@ -67,7 +67,7 @@ final class TestServer: Sendable {
 
     func stop() async {
         await app.server.shutdown()
-        app.jobs.stop()
+        app.jobs?.stop()
         app.scheduler.stop()
         app.api.decoder.stop()
     }

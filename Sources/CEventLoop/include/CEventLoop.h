@@ -11,6 +11,9 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/inotify.h>
+#include <poll.h>
+#include <unistd.h>
 
 /// One readiness report: the epoll event bits and the token given at registration.
 typedef struct {
@@ -55,6 +58,31 @@ static inline int cel_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEX
 
 /// Names the calling thread (first 15 bytes) so it is recognisable in top, perf and gdb.
 static inline void cel_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+/// A non-blocking, close-on-exec inotify descriptor; -1 with errno where inotify is unavailable
+/// (some container runtimes, network file systems report no remote changes).
+static inline int cel_inotify_open(void) { return inotify_init1(IN_NONBLOCK | IN_CLOEXEC); }
+
+/// Watches a directory for entries created, moved in or out, deleted, or written and closed
+/// (what an atomic write-then-rename and a version directory's arrival look like); the watch
+/// descriptor, or -1 with errno.
+static inline int cel_inotify_watch_directory(int fd, const char *path) {
+    return inotify_add_watch(fd, path, IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CLOSE_WRITE | IN_ONLYDIR);
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes: 1 readable, 0 timeout, -1 error (EINTR
+/// included).
+static inline int cel_wait_readable(int fd, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    int n = poll(&p, 1, timeout_ms);
+    return n > 0 ? 1 : n;
+}
+
+/// Reads and discards everything pending on a non-blocking descriptor.
+static inline void cel_drain(int fd) {
+    char buffer[4096];
+    while (read(fd, buffer, sizeof buffer) > 0) {}
+}
 
 #endif
 #endif

@@ -18,6 +18,7 @@ public struct APIError: Error, Sendable {
         case cancelled, deadlineExceeded = "deadline_exceeded"
         case loadFailed = "load_failed", trainingFailed = "training_failed", validationFailed = "validation_failed"
         case invalidModelFile = "invalid_model_file", modelExists = "model_exists", conversionFailed = "conversion_failed"
+        case wrongRole = "wrong_role"
         case `internal`
     }
 

@@ -90,6 +90,11 @@ extension APIError {
         case .dataset(let d): map(d)
         case .modelExists(let name): APIError(409, .modelExists, "model '\(name)' exists or is being created; choose another name")
         case .importFailed(let e): APIError(400, .invalidModelFile, e.description)
+        case .onWorker(let url):
+            APIError(
+                421, .wrongRole,
+                "this replica serves inference only (--role inference); jobs, datasets and model creation are on the worker"
+                    + (url.map { " at \($0)" } ?? ""))
         }
     }
 

@@ -183,6 +183,8 @@ public final class ServingAPI: Sendable {
                 problems[name] = "default version \(v) failed to load: \(reason)"
             } else if states[name] == "no_default_version" {
                 problems[name] = "no version loaded"
+            } else if let unserved = entry.unservedDefault {
+                problems[name] = unserved
             }
         }
         let ready = states.values.contains("ready") && !states.values.contains("loading")

@@ -18,4 +18,6 @@ public enum JobError: Error, Sendable {
     case modelExists(String)
     /// The uploaded ANN could not be imported (the error names the node or tensor).
     case importFailed(ImportError)
+    /// This replica serves inference only (`--role inference`); jobs run on the worker at this URL.
+    case onWorker(String?)
 }

@@ -52,6 +52,8 @@ public final class JobManager: Sendable {
         publisher = VersionPublisher(
             queue: queue, store: store, scheduler: scheduler, keepVersions: configuration.keepVersions, logger: logger,
             onVersionChange: onVersionChange)
+        // Conversion jobs that ended while the server was down (or were cancelled while queued).
+        for job in queue.list(status: nil, limit: Int.max, after: nil) where job.object == .conversion { cleanUpConversion(job.id) }
         let cores = max(1, Int((Double(Parallelism.machineCores) * configuration.coreShare).rounded(.down)))
         for i in 0..<max(1, configuration.maxConcurrentJobs) {
             let thread = TrainingThread(name: "spikeserve-training-\(i)", cores: cores)
@@ -82,7 +84,11 @@ public final class JobManager: Sendable {
         return job
     }
 
-    public func cancel(_ id: String) throws(JobError) -> JobRecord { try queue.cancel(id) }
+    public func cancel(_ id: String) throws(JobError) -> JobRecord {
+        let job = try queue.cancel(id)
+        cleanUpConversion(id)
+        return job
+    }
 
     /// Whether a model of this name is being imported or converted.
     func isCreating(_ name: String) -> Bool {
@@ -90,13 +96,28 @@ public final class JobManager: Sendable {
             || queue.list(status: nil, limit: Int.max, after: nil).contains { $0.object == .conversion && $0.model == name && !$0.status.isTerminal }
     }
 
+    /// Claims `name` for an import; the queue is scanned under the same lock, so two requests
+    /// for one name cannot both pass between a check and a claim.
     func reserve(_ name: String) -> Bool {
-        guard
-            !queue.list(status: nil, limit: Int.max, after: nil).contains(where: {
-                $0.object == .conversion && $0.model == name && !$0.status.isTerminal
-            })
-        else { return false }
-        return creating.withLock { $0.insert(name).inserted }
+        creating.withLock { names in
+            guard
+                !queue.list(status: nil, limit: Int.max, after: nil).contains(where: {
+                    $0.object == .conversion && $0.model == name && !$0.status.isTerminal
+                })
+            else { return false }
+            return names.insert(name).inserted
+        }
+    }
+
+    /// Removes what a conversion job leaves once it has ended: its imported ANN, and — when it
+    /// failed or was cancelled before its model served — the half-created model, so the name is
+    /// free again and no unvalidated version is served after a restart.
+    func cleanUpConversion(_ id: String) {
+        guard let job = queue.job(id), job.object == .conversion, job.status.isTerminal else { return }
+        try? FileManager.default.removeItem(atPath: queue.jobStore.importedModelDirectory(id))
+        if job.status != .succeeded, store.entry(job.model)?.defaultVersion == nil || store.entry(job.model)?.versions.isEmpty == true {
+            store.removeModel(job.model)
+        }
     }
 
     func release(_ name: String) { _ = creating.withLock { $0.remove(name) } }
@@ -159,19 +180,19 @@ public final class JobManager: Sendable {
     /// Takes queued jobs one after another: trains and validates on `thread`, deploys here.
     func runner(on thread: TrainingThread) async {
         while let (id, cancel) = await queue.next() {
-            guard let job = queue.job(id), job.status == .queued else { continue }
+            guard let job = queue.job(id), job.status == .queued else {
+                cleanUpConversion(id)
+                continue
+            }
             let training = TrainingRun(queue: queue, store: store, data: data)
             let conversion = ConversionRun(queue: queue, data: data)
             let publisher = self.publisher
-            defer {
-                // A conversion job's imported ANN is needed until the job ends.
-                if job.object == .conversion, queue.job(id)?.status.isTerminal == true {
-                    try? FileManager.default.removeItem(atPath: queue.jobStore.importedModelDirectory(id))
-                }
-            }
+            defer { cleanUpConversion(id) }
             do {
                 let candidate = try await thread.run {
                     let outcome = job.object == .conversion ? try conversion.run(job, cancel: cancel) : try training.run(job, cancel: cancel)
+                    // A conversion runs to its end once started: a cancel that came meanwhile wins here.
+                    if cancel.isCancelled { throw TrainingCancelled(epoch: 0) }
                     return try publisher.prepare(job, outcome)
                 }
                 try await publisher.deploy(job, candidate)

@@ -94,6 +94,10 @@ public struct ModelCreationRequest: Sendable {
             hp.epochs = epochs
             hp.timesteps = try Self.integer(query["fine_tune_timesteps"], "fine_tune_timesteps", 1...4096) ?? c.timesteps
             hp.learningRate = try Self.number(query["fine_tune_learning_rate"], "fine_tune_learning_rate", 1e-9...1) ?? hp.learningRate
+            // The converted model accepts budgets up to max(512, timesteps).
+            guard hp.timesteps <= max(512, c.timesteps) else {
+                throw .invalidParameter("fine_tune_timesteps must be at most \(max(512, c.timesteps)) (the converted model's largest budget)")
+            }
             fineTuneAfter = hp
         } else if query["fine_tune_timesteps"] != nil || query["fine_tune_learning_rate"] != nil {
             throw .invalidParameter("fine_tune_timesteps and fine_tune_learning_rate need fine_tune_epochs")
@@ -206,7 +210,14 @@ extension JobManager {
         options.inputSize = r.inputSize
         options.mean = r.mean
         options.std = r.std
-        return try ONNXImporter.importModel(at: file, options: options)
+        // An upload is one file: external data files cannot come with it (and the upload
+        // directory holds other requests' files, which it must not read).
+        guard let data = FileManager.default.contents(atPath: file) else { throw .unreadable("the upload could not be read") }
+        do {
+            return try ONNXImporter.importModel(data, directory: nil, options: options)
+        } catch .tensor(let name, let reason) where reason.contains("external data") {
+            throw .tensor(name: name, reason: reason + "; over the API, save the model with its weights inside (onnx.save without external data)")
+        }
     }
 
     /// After a conversion job deployed its model: queue the fine-tuning it asked for.

@@ -2,9 +2,14 @@ import Foundation
 import HTTPServer
 
 extension ServingAPI {
-    /// Fine-tuning job and dataset endpoints (admin scope).
-    public func registerJobs(_ jobs: JobManager, on router: inout Router) {
-        registerModelCreation(jobs, on: &router)
+    /// Fine-tuning job and dataset endpoints (admin scope). Without a job manager (an inference
+    /// replica) they answer 421 naming the worker that runs jobs.
+    public func registerJobs(_ manager: JobManager?, workerURL: String? = nil, on router: inout Router) {
+        let need: @Sendable () throws(JobError) -> JobManager = { () throws(JobError) -> JobManager in
+            guard let manager else { throw .onWorker(workerURL) }
+            return manager
+        }
+        registerModelCreation(need, on: &router)
         let job = JSONSchema.of(JobRecord.self)
         route(
             &router, "POST", "/v1/fine_tuning/jobs", access: .admin,
@@ -12,7 +17,7 @@ extension ServingAPI {
                 "Start a fine-tuning job", JobRecord.self, status: 201, description: "Created",
                 body: .json(JSONSchema.of(FineTuneJobRequest.self)), headers: ["Location"], errors: [413, 429, 507])
         ) { req in
-            let job = try jobs.create(try JSONBody.decode(FineTuneJobRequest.self, from: req.body))
+            let job = try need().create(try JSONBody.decode(FineTuneJobRequest.self, from: req.body))
             var r = HTTPResponse.json(201, job)
             r.headers.set("Location", "/v1/fine_tuning/jobs/\(job.id)")
             return r
@@ -32,30 +37,31 @@ extension ServingAPI {
                 status = parsed
             }
             let limit = try queryInteger(req.query["limit"], "limit", min: 1) ?? 20
-            let page = jobs.list(status: status, limit: limit + 1, after: req.query["after"])
+            let page = try need().list(status: status, limit: limit + 1, after: req.query["after"])
             return .json(200, JobList(data: Array(page.prefix(limit)), hasMore: page.count > limit))
         }
         route(&router, "GET", "/v1/fine_tuning/jobs/{id}", access: .admin, APIOperation(summary: "A fine-tuning job", content: .json(job))) {
             req in
             let id = req.pathParameters["id"] ?? ""
-            guard let job = jobs.job(id) else { throw JobError.unknownJob(id) }
+            guard let job = try need().job(id) else { throw JobError.unknownJob(id) }
             return .json(200, job)
         }
         route(
             &router, "POST", "/v1/fine_tuning/jobs/{id}/cancel", access: .admin,
             APIOperation(summary: "Cancel a job (takes effect within one batch)", content: .json(job), errors: [409])
         ) { req in
-            .json(200, try jobs.cancel(req.pathParameters["id"] ?? ""))
+            .json(200, try need().cancel(req.pathParameters["id"] ?? ""))
         }
         route(
             &router, "POST", "/v1/fine_tuning/jobs/{id}/resume", access: .admin,
             APIOperation(summary: "Resume a failed, resumable job from its checkpoint", content: .json(job), errors: [409])
         ) { req in
-            .json(200, try jobs.resume(req.pathParameters["id"] ?? ""))
+            .json(200, try need().resume(req.pathParameters["id"] ?? ""))
         }
         route(&router, "GET", "/v1/fine_tuning/jobs/{id}/checkpoints", access: .admin, .json("A job's checkpoints", CheckpointList.self)) {
             req in
             let id = req.pathParameters["id"] ?? ""
+            let jobs = try need()
             guard jobs.job(id) != nil else { throw JobError.unknownJob(id) }
             return .json(200, CheckpointList(data: jobs.checkpoints(id)))
         }
@@ -69,6 +75,7 @@ extension ServingAPI {
                 ], content: .jsonOrEventStream(JSONSchema.of(EventList.self)), description: "Events")
         ) { req in
             let id = req.pathParameters["id"] ?? ""
+            let jobs = try need()
             guard jobs.job(id) != nil else { throw JobError.unknownJob(id) }
             let after = try queryInteger(req.query["after"], "after", min: 0) ?? 0
             let limit = try queryInteger(req.query["limit"], "limit", min: 1) ?? 100
@@ -103,6 +110,7 @@ extension ServingAPI {
                 body: .binary("A tar or tar.gz archive (any Content-Type; the format is read from the bytes)"),
                 query: [.init("model", ["type": "string"], "Check the classes against this model's labels")], errors: [413, 507])
         ) { [self] req in
+            let jobs = try need()
             var model: ModelStore.Version? = nil
             if let name = req.query["model"] {
                 do { model = try store.resolve(name) } catch { throw JobError.invalidModel("\(error)") }

@@ -7,7 +7,7 @@ extension ServingAPI {
     /// the query. Streaming (up to 1 GiB): the name and the calibration data are checked before the
     /// body is read; the file goes to disk as it arrives, is imported off the cooperative pool, and
     /// a conversion job is queued. A bad file is a 400 naming the node or tensor; nothing is kept.
-    func registerModelCreation(_ jobs: JobManager, on router: inout Router) {
+    func registerModelCreation(_ need: @escaping @Sendable () throws(JobError) -> JobManager, on router: inout Router) {
         route(
             &router, "POST", "/v1/models", access: .admin, maxBodyBytes: 1 << 30,
             .json(
@@ -17,9 +17,18 @@ extension ServingAPI {
                 query: ModelCreationRequest.queryParameters.map { .init($0.name, $0.schema, $0.description) }, headers: ["Location"],
                 errors: [409, 413, 507])
         ) { req in
+            let jobs = try need()
             let request = try ModelCreationRequest(query: req.query)
             let classes = try jobs.validateCreation(request)
             let file = jobs.configuration.stateDirectory + "/uploads/model-\(UUID().uuidString.prefix(12))"
+            // Refuse before reading when the upload (as announced) would eat into the reserve.
+            let free = (try? FileManager.default.attributesOfFileSystem(forPath: jobs.configuration.stateDirectory))?[.systemFreeSize] as? Int
+            let announced = req.headers["content-length"].flatMap(Int.init) ?? 0
+            if let free, free - announced < jobs.configuration.datasetLimits.reserveBytes {
+                throw DatasetError.noSpace(
+                    "\(free >> 20) MiB free; the upload would leave less than the reserved \(jobs.configuration.datasetLimits.reserveBytes >> 20) MiB"
+                )
+            }
             let bytes: Int
             if let stream = req.bodyStream {
                 bytes = try await receiveUpload(stream, to: file).bytes

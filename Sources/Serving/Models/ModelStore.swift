@@ -41,6 +41,9 @@ public final class ModelStore: Sendable {
         public var warmedVersions: Set<Int> = []
         /// Whether the default version has run its warm-up inference.
         public var warmed: Bool { defaultVersion.map { warmedVersions.contains($0) } ?? false }
+        /// Set when `serving.json` names a version this process cannot serve (it failed to load or
+        /// warm here): why, while the previous default keeps serving.
+        public var unservedDefault: String?
         /// The default version's load failure, if it failed.
         public var defaultFailure: String? {
             if case .failed(let reason)? = defaultVersion.flatMap({ versions[$0] }) { return reason }
@@ -181,11 +184,63 @@ public final class ModelStore: Sendable {
         return state
     }
 
+    /// Forgets a model and removes its directory (a model whose creation failed).
+    public func removeModel(_ name: String) {
+        entries.withLock { _ = $0.removeValue(forKey: name) }
+        try? FileManager.default.removeItem(atPath: root + "/" + name)
+    }
+
     public func removeVersion(_ name: String, number: Int) {
         entries.withLock { _ = $0[name]?.versions.removeValue(forKey: number) }
     }
 
     public func markWarmed(_ name: String, version: Int) { entries.withLock { _ = $0[name]?.warmedVersions.insert(version) } }
+
+    // MARK: replicas sharing the directory
+
+    /// Brings memory in step with the directory when other processes write it (replicas sharing a
+    /// volume): loads version directories that appeared (complete by construction: `Model.save`
+    /// renames a finished directory into place), forgets removed ones except the one being
+    /// served, and returns each model whose recorded default (`serving.json`, else the highest)
+    /// differs from the one served. Loading is CPU and I/O work: call it off the cooperative pool.
+    public func synchronize() -> [(name: String, version: Int)] {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: root) else { return [] }
+        var wanted: [(String, Int)] = []
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let dir = root + "/" + name
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            let onDisk = Set(ModelDirectory.versionNumbers(in: dir))
+            guard let highest = onDisk.max() else { continue }
+            let known = entry(name).map { Set($0.versions.keys) } ?? []
+            for n in onDisk.subtracting(known).sorted() { addVersion(name, number: n) }
+            let served = entry(name)?.defaultVersion
+            for n in known.subtracting(onDisk) where n != served { removeVersion(name, number: n) }
+            let recorded = ModelDirectory.recordedDefault(in: dir).flatMap { onDisk.contains($0) ? $0 : nil } ?? highest
+            if recorded != served { wanted.append((name, recorded)) }
+        }
+        return wanted
+    }
+
+    /// Serves `number` as the default from memory (the pointer on disk says so already).
+    public func adoptDefault(_ name: String, version number: Int) {
+        entries.withLock {
+            $0[name]?.defaultVersion = number
+            $0[name]?.unservedDefault = nil
+        }
+    }
+
+    /// Records that the recorded default cannot serve here; the previous default keeps serving.
+    /// Returns false when the same reason was recorded already (so it is logged once).
+    @discardableResult
+    public func recordUnservedDefault(_ name: String, reason: String) -> Bool {
+        entries.withLock {
+            guard $0[name]?.unservedDefault != reason else { return false }
+            $0[name]?.unservedDefault = reason
+            return true
+        }
+    }
 
     public enum StoreError: Error, Sendable, CustomStringConvertible {
         case unknownModel(String)
