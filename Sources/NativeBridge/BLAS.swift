@@ -5,8 +5,15 @@ import Foundation
 
 /// Cores available for numeric work.
 public enum Parallelism {
-    /// All cores of the machine.
-    public static let machineCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The cores this process may use: the machine's, or fewer when `SPIKESERVE_CORES` says so —
+    /// a container's CPU limit, which the process cannot see as fewer processors (Kubernetes
+    /// passes its limit through the downward API; see deploy/kubernetes). Every thread count
+    /// SpikeServe derives (kernels, inference, decoding, training share) follows it.
+    public static let machineCores: Int = {
+        let processors = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        guard let text = ProcessInfo.processInfo.environment["SPIKESERVE_CORES"], let limit = Int(text), limit >= 1 else { return processors }
+        return min(processors, limit)
+    }()
 
     /// Cores the calling thread's kernels may use: all of them, unless the thread set a ceiling
     /// with `limitCurrentThread` (a background training job leaves cores to inference this way).

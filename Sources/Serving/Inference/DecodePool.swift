@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import NativeBridge
 import Synchronization
 
 /// Decodes request images on threads of its own, so that decoding never occupies the threads every
@@ -9,8 +10,8 @@ import Synchronization
 /// smallest waiting image is decoded first, so a 28×28 upload does not wait behind photos.
 public final class DecodePool: Sendable {
     public struct Configuration: Sendable {
-        /// Decoding threads. Default: the machine's cores.
-        public var threads = ProcessInfo.processInfo.activeProcessorCount
+        /// Decoding threads. Default: the cores this process may use (`Parallelism.machineCores`).
+        public var threads = Parallelism.machineCores
         /// Most pixels (width × height, from the headers) decoding or waiting to decode at once.
         /// Default 160 megapixels: four of the largest images accepted.
         public var maxPixelsInFlight = 160_000_000
