@@ -9,7 +9,8 @@ Usage: make-cifar-fixtures.py PREDICTIONS.jsonl [PREDICTIONS.jsonl ...]
 
 Writes CLASS.jpg (the data set's original 32x32 JPEG, byte for byte), CLASS.png (the same pixels,
 lossless) and, for cat and ship, CLASS-large.jpg: enlarged to 480x360 (bicubic), a camera-sized,
-non-square image that the server's documented policy stretches back to 32x32. Requires Pillow.
+non-square image that the server's documented policy center-crops to a square and resizes to
+32x32 (losing 1/8 of the width on each side). Requires Pillow.
 """
 import json
 import os

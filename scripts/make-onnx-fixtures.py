@@ -296,6 +296,9 @@ refuse("int8", "data type 3 is not supported", [
 refuse("softmax", "export the logits without the final softmax", [
     helper.make_node("Flatten", ["image"], ["f"]), helper.make_node("Gemm", ["f", "s.weight"], ["z"], transB=1),
     helper.make_node("Softmax", ["z"], ["logits"], axis=1)], [numpy_helper.from_array(w(10, 192), "s.weight")])
+refuse("normalise-in-graph", "give the normalisation as --mean and --std", [
+    helper.make_node("Sub", ["image", "m"], ["n"]), helper.make_node("Relu", ["n"], ["r"])],
+    [numpy_helper.from_array(np.full((1, 3, 1, 1), 0.5, np.float32), "m")], output=("r", ["N", 3, 8, 8]))
 refuse("opset9", "opset 9 is not supported", [helper.make_node("Relu", ["image"], ["r"])], opset=9, output=("r", ["N", 3, 8, 8]))
 refuse("two-inputs", "expects one image input", [helper.make_node("Add", ["image", "other"], ["a"])],
        inputs=[value("image", ["N", 3, 8, 8]), value("other", ["N", 3, 8, 8])], output=("a", ["N", 3, 8, 8]))

@@ -370,6 +370,11 @@ private struct GraphReader {
                 try emit(mid, .flatten)
             }
 
+        case "Sub", "Div", "Mul":
+            throw fail(
+                "arithmetic on activations is not supported; if it normalises the input, export the network without it "
+                    + "and give the normalisation as --mean and --std (mean/std query parameters over the API)")
+
         case "Softmax", "LogSoftmax":
             throw fail(
                 "export the logits without the final softmax: the SNN's prediction is the class of the largest output "
