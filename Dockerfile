@@ -6,7 +6,8 @@
 # port reaches the container's own interface, never its loopback); outside one the default stays
 # 127.0.0.1. The base images are parameters, so a local stand-in can replace them
 # (scripts/container-test.sh).
-ARG SWIFT_IMAGE=swift:6.1-bookworm
+# The toolchain the project is built and tested with (its packages need tools version 6.2 or later).
+ARG SWIFT_IMAGE=swift:6.3-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${SWIFT_IMAGE} AS build
@@ -17,7 +18,8 @@ RUN bash scripts/setup.sh \
     && swift build -c release --product spikeserve \
     && install -D "$(swift build -c release --show-bin-path)/spikeserve" /out/bin/spikeserve \
     && mkdir -p /out/swift \
-    && cp -a "$(dirname "$(dirname "$(command -v swift)")")/lib/swift/linux/"*.so /out/swift/
+    && cp -a "$(dirname "$(dirname "$(command -v swift)")")/lib/swift/linux/"*.so /out/swift/ \
+    && rm -f /out/swift/libXCTest.so /out/swift/libTesting.so /out/swift/lib_Testing*.so
 
 FROM ${RUNTIME_IMAGE}
 # Runtime libraries only: OpenBLAS (its kernel is chosen at run time for the CPU), libjpeg-turbo,
@@ -32,7 +34,10 @@ COPY --from=build /out/swift/ /usr/lib/swift/linux/
 COPY --from=build /out/bin/spikeserve /usr/local/bin/spikeserve
 COPY --chown=10001:10001 Models /srv/spikeserve/Models
 COPY --chown=10001:10001 Public /srv/spikeserve/Public
+# OPENBLAS_NUM_THREADS=1: SpikeServe splits BLAS work over its own threads (SPIKESERVE_CORES caps
+# them); OpenBLAS's own pool would start one thread per host core when the library loads.
 ENV LD_LIBRARY_PATH=/usr/lib/swift/linux \
+    OPENBLAS_NUM_THREADS=1 \
     SPIKESERVE_HOST=0.0.0.0 \
     SPIKESERVE_PORT=8080 \
     SPIKESERVE_MODELS=/srv/spikeserve/Models \
@@ -42,5 +47,5 @@ USER 10001:10001
 # Models, their versions and the job state (Models/.spikeserve) persist here.
 VOLUME ["/srv/spikeserve/Models"]
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s --start-period=30s CMD ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s CMD ["sh", "-c", "curl -fsS http://127.0.0.1:${SPIKESERVE_PORT}/healthz"]
 CMD ["spikeserve", "serve"]

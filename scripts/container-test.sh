@@ -13,6 +13,7 @@
 # Where registries are reachable, build with the defaults instead: docker build -t spikeserve .
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if pgrep -x spikeserve >/dev/null; then echo "stop the spikeserve processes running here first (the check finds the server by name)"; exit 1; fi
 work=${WORK:-/var/tmp/spikeserve-container}
 swift_root=${SWIFT_ROOT:-/opt/swift}
 packages=${SWIFT_PACKAGES:-/opt/swift-packages}
@@ -70,7 +71,10 @@ buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' localhost/spikeserve:test
 
 step "run it"
 ctr=$(buildah from localhost/spikeserve:test)
+server_pid() { pgrep -n -x spikeserve; }
 cleanup() {
+  # The server runs under buildah in a chroot: stop it by its own pid, then buildah.
+  [ -n "$(server_pid)" ] && kill "$(server_pid)" 2>/dev/null || true
   [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true
   wait 2>/dev/null || true
   buildah rm "$ctr" >/dev/null 2>&1 || true
@@ -88,6 +92,7 @@ echo "healthz: $(curl -fsS "http://127.0.0.1:$port/healthz")"
 answer=$(curl -fsS --data-binary @Tests/ServingTests/Fixtures/seven.png -H 'Content-Type: image/png' "http://127.0.0.1:$port/v1/models/mnist-cnn/classify")
 label=$(printf '%s' "$answer" | python3 -c 'import json, sys; print(json.load(sys.stdin)["results"][0]["predictions"][0]["label"])')
 echo "classify seven.png: $label"
-user=$(ps -o user= -p "$(pgrep -f 'spikeserve serve' | head -1)" | tr -d ' ')
-echo "server process user: $user (uid $(ps -o uid= -p "$(pgrep -f 'spikeserve serve' | head -1)" | tr -d ' '))"
+# The server itself (the newest process named spikeserve), not buildah, which runs as root.
+user=$(ps -o user= -p "$(server_pid)" | tr -d ' ')
+echo "server process user: $user (uid $(ps -o uid= -p "$(server_pid)" | tr -d ' '))"
 [ "$label" = "7" ] && [ "$user" != "root" ] && echo "container-test: OK"

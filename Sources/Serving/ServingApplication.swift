@@ -52,7 +52,9 @@ public final class ServingApplication: Sendable {
             store: store, scheduler: scheduler, decoder: DecodePool(configuration: decoding), tokens: tokens,
             metrics: metrics, logger: logger)
         self.api = api
-        try store.loadAll()
+        // Leftovers of interrupted writes: all of them on one machine; on a shared volume the
+        // worker sweeps only old ones (a replica may be replacing serving.json), replicas none.
+        try store.loadAll(sweepStagingOlderThan: [.all: 0, .worker: 600][role])
         jobs =
             role == .inference
             ? nil
@@ -125,6 +127,7 @@ public final class ServingApplication: Sendable {
     /// is never served here: the previous default keeps serving and readiness names the problem.
     static func adopt(_ name: String, _ number: Int, store: ModelStore, api: ServingAPI, logger: Logger) async {
         let refuse = { (reason: String) in
+            store.refuseVersion(name, version: number)
             let text = "serving.json names version \(number), which cannot serve here (\(reason)); the previous default keeps serving"
             if store.recordUnservedDefault(name, reason: text) {
                 logger.error("version not adopted", metadata: ["model": "\(name)", "version": "\(number)", "reason": "\(reason)"])
@@ -137,11 +140,13 @@ public final class ServingApplication: Sendable {
             do {
                 let outcome = try await api.scheduler.submit(probe, version: version, timesteps: version.snn.defaultTimesteps)
                 guard outcome.potentials.allSatisfy(\.isFinite) else { return refuse("its warm-up gave non-finite output potentials") }
+            } catch InferenceScheduler.Failure.queueFull(_) {
+                return  // busy, not broken: the next scan tries again
             } catch {
                 return refuse("warm-up failed: \(error)")
             }
             store.markWarmed(name, version: number)
-            store.adoptDefault(name, version: number)
+            guard store.adoptDefault(name, version: number) else { return }
             api.publishVersionMetrics(name)
             logger.info("adopted a new default version", metadata: ["model": "\(name)", "version": "\(number)"])
         case .failed(let reason)?:

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPServer
 import Logging
+import NativeBridge
 import Serving
 
 struct ServeCommand: AsyncParsableCommand {
@@ -134,6 +135,8 @@ struct ServeCommand: AsyncParsableCommand {
         var server = Server.Configuration()
         server.host = host ?? env["SPIKESERVE_HOST"] ?? "127.0.0.1"
         server.port = port ?? env["SPIKESERVE_PORT"].flatMap(Int.init) ?? 8080
+        // I/O threads follow the cores this process may use (SPIKESERVE_CORES in a container).
+        server.ioThreads = min(server.ioThreads, Parallelism.machineCores)
         let modelsDir = models ?? env["SPIKESERVE_MODELS"] ?? "Models"
         let publicDir = self.public ?? env["SPIKESERVE_PUBLIC"] ?? "Public"
         var batching = InferenceScheduler.Configuration()

@@ -117,7 +117,9 @@ import Testing
         let id = try #require(created.json["id"] as? String)
         let job = try await FineTuningJobTests.waitForJob(
             worker.base, id, until: { ["succeeded", "failed", "cancelled"].contains($0["status"] as? String) }, seconds: 120)
-        let published = Date()
+        // Publication is the moment the worker replaced serving.json.
+        let pointer = models + "/tiny/serving.json"
+        let published = try #require(try FileManager.default.attributesOfItem(atPath: pointer)[.modificationDate] as? Date)
         #expect(job["status"] as? String == "succeeded", "\(job)")
         let version = try #require((job["result"] as? [String: Any])?["model_version"] as? Int)
 
@@ -141,24 +143,38 @@ import Testing
                 format: "replicas adopted version %d %.2f s after publication; %d requests, %d failed", version, lag, load.requests,
                 load.failures.count))
 
+        // A version published but not deployed (below min_accuracy) is never adopted: the pointer
+        // decides, not the highest number.
+        let refused = try await FineTuningJobTests.createJob(
+            worker.base,
+            #"{"model": "tiny", "training_data": "mnist-small", "hyperparameters": {"timesteps": 2, "epochs": 1, "batch_size": 20, "limit": 60}, "min_accuracy": 1.0}"#
+        )
+        let refusedJob = try await FineTuningJobTests.waitForJob(
+            worker.base, try #require(refused.json["id"] as? String),
+            until: { ["succeeded", "failed", "cancelled"].contains($0["status"] as? String) }, seconds: 120)
+        let kept = try #require((refusedJob["result"] as? [String: Any])?["model_version"] as? Int)
+        #expect(refusedJob["status"] as? String == "failed" && kept == version + 1, "\(refusedJob)")
+        try await Task.sleep(for: .seconds(2))
+        for r in replicas { #expect(try await Self.servedVersion(r.base).version == String(version)) }
+
         // A version that does not load on a replica is never served there: the previous default
         // keeps serving and readiness names the problem.
-        let broken = models + "/tiny/\(version + 1)"
-        let staging = models + "/tiny/.\(version + 1).tmp-test"
+        let brokenNumber = kept + 1
+        let broken = models + "/tiny/\(brokenNumber)"
+        let staging = models + "/tiny/.\(brokenNumber).tmp-test"
         try FileManager.default.copyItem(atPath: models + "/tiny/\(version)", toPath: staging)
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: staging + "/weights.safetensors"))
         try FileManager.default.moveItem(atPath: staging, toPath: broken)
-        let pointer = models + "/tiny/.serving.json.tmp-test"
-        try Data(#"{"default_version": \#(version + 1)}"#.utf8).write(to: URL(fileURLWithPath: pointer))
-        try FileManager.default.moveItem(atPath: pointer, toPath: models + "/tiny/serving.json.new")
-        _ = rename(models + "/tiny/serving.json.new", models + "/tiny/serving.json")
+        let stagedPointer = models + "/tiny/.serving.json.tmp-test"
+        try Data(#"{"default_version": \#(brokenNumber)}"#.utf8).write(to: URL(fileURLWithPath: stagedPointer))
+        #expect(rename(stagedPointer, pointer) == 0)
         try await Task.sleep(for: .seconds(3))
         for r in replicas {
             let served = try await Self.servedVersion(r.base)
             #expect(served.status == 200 && served.version == String(version))
             let readiness = try await curl([r.base + "/readyz"])
             let problems = readiness.json["problems"] as? [String: String] ?? [:]
-            #expect(readiness.status == 200 && problems["tiny"]?.contains("version \(version + 1)") == true, "\(readiness.json)")
+            #expect(readiness.status == 200 && problems["tiny"]?.contains("version \(brokenNumber)") == true, "\(readiness.json)")
         }
     }
 

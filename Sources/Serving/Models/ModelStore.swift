@@ -44,6 +44,12 @@ public final class ModelStore: Sendable {
         /// Set when `serving.json` names a version this process cannot serve (it failed to load or
         /// warm here): why, while the previous default keeps serving.
         public var unservedDefault: String?
+        /// Versions refused here for good (failed to load or warm): not tried again unless their
+        /// directory is replaced.
+        public var refusedVersions: Set<Int> = []
+        /// Each version directory's inode at load, so a directory replaced under the same number (a
+        /// model removed and created again) is loaded again.
+        public var identities: [Int: UInt64] = [:]
         /// The default version's load failure, if it failed.
         public var defaultFailure: String? {
             if case .failed(let reason)? = defaultVersion.flatMap({ versions[$0] }) { return reason }
@@ -67,7 +73,11 @@ public final class ModelStore: Sendable {
 
     /// Scans the root and loads every version. A version that fails to load is recorded with its
     /// error (and never served); other models and versions are unaffected.
-    public func loadAll() throws {
+    ///
+    /// - Parameter sweepStagingOlderThan: remove leftovers of interrupted writes at least this
+    ///   old (seconds; nil: none). One machine sweeps them all; on a shared volume another process
+    ///   may be writing, so a worker sweeps only old ones and an inference replica none.
+    public func loadAll(sweepStagingOlderThan age: TimeInterval? = 0) throws {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: root) else {
             throw ModelError("models directory \(root) does not exist")
@@ -76,11 +86,14 @@ public final class ModelStore: Sendable {
             let dir = root + "/" + name
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { continue }
-            Self.removeInterruptedWrites(in: dir)
+            if let age { Self.removeInterruptedWrites(in: dir, olderThan: age) }
             let numbers = ModelDirectory.versionNumbers(in: dir)
             guard !numbers.isEmpty else { continue }
             var entry = Entry(name: name, versions: [:], defaultVersion: nil)
-            for n in numbers { entry.versions[n] = Self.load(name: name, number: n, directory: dir + "/\(n)") }
+            for n in numbers {
+                entry.versions[n] = Self.load(name: name, number: n, directory: dir + "/\(n)")
+                entry.identities[n] = Self.identity(of: dir + "/\(n)")
+            }
             entry.defaultVersion = ModelDirectory.recordedDefault(in: dir) ?? numbers.max()
             entries.withLock { $0[name] = entry }
         }
@@ -89,9 +102,12 @@ public final class ModelStore: Sendable {
     /// Atomic writes go through hidden temporary siblings (`.N.tmp-…`, `.N.old-…`,
     /// `.serving.json.tmp-…`); a crash can leave one behind. They were never visible under their
     /// final names, so they are simply removed at startup.
-    static func removeInterruptedWrites(in modelRoot: String) {
+    static func removeInterruptedWrites(in modelRoot: String, olderThan age: TimeInterval) {
         let items = (try? FileManager.default.contentsOfDirectory(atPath: modelRoot)) ?? []
+        let cutoff = Date().addingTimeInterval(-age)
         for item in items where item.hasPrefix(".") && (item.contains(".tmp-") || item.contains(".old-")) {
+            let modified = (try? FileManager.default.attributesOfItem(atPath: modelRoot + "/" + item))?[.modificationDate] as? Date
+            guard (modified ?? .distantPast) <= cutoff else { continue }
             try? FileManager.default.removeItem(atPath: modelRoot + "/" + item)
         }
     }
@@ -136,7 +152,10 @@ public final class ModelStore: Sendable {
         } catch {
             throw .io("cannot record the default version: \(error)")
         }
-        entries.withLock { $0[name]?.defaultVersion = number }
+        entries.withLock {
+            $0[name]?.defaultVersion = number
+            $0[name]?.unservedDefault = nil
+        }
     }
 
     /// The number a newly published version of `name` gets: one above every directory on disk.
@@ -167,7 +186,13 @@ public final class ModelStore: Sendable {
         var removed: [Int] = []
         for n in numbers.dropLast(keep) where n != entry.defaultVersion {
             removeVersion(name, number: n)
-            try? FileManager.default.removeItem(atPath: root + "/\(name)/\(n)")
+            // Out of sight first (one rename), so a scan never sees half a directory.
+            let hidden = root + "/\(name)/.\(n).old-\(UUID().uuidString.prefix(8))"
+            if rename(root + "/\(name)/\(n)", hidden) == 0 {
+                try? FileManager.default.removeItem(atPath: hidden)
+            } else {
+                try? FileManager.default.removeItem(atPath: root + "/\(name)/\(n)")
+            }
             removed.append(n)
         }
         return removed
@@ -176,10 +201,14 @@ public final class ModelStore: Sendable {
     /// Registers a version directory that has just been published (e.g. by a fine-tuning job).
     @discardableResult
     public func addVersion(_ name: String, number: Int) -> VersionState {
-        let state = Self.load(name: name, number: number, directory: root + "/\(name)/\(number)")
+        let directory = root + "/\(name)/\(number)"
+        let state = Self.load(name: name, number: number, directory: directory)
+        let identity = Self.identity(of: directory)
         entries.withLock { all in
             if all[name] == nil { all[name] = Entry(name: name, versions: [:], defaultVersion: nil) }
             all[name]!.versions[number] = state
+            all[name]!.identities[number] = identity
+            all[name]!.refusedVersions.remove(number)
         }
         return state
     }
@@ -212,23 +241,51 @@ public final class ModelStore: Sendable {
             var isDirectory: ObjCBool = false
             guard fm.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
             let onDisk = Set(ModelDirectory.versionNumbers(in: dir))
-            guard let highest = onDisk.max() else { continue }
             let known = entry(name).map { Set($0.versions.keys) } ?? []
-            for n in onDisk.subtracting(known).sorted() { addVersion(name, number: n) }
+            // New numbers, and known numbers whose directory was replaced (a model created again).
+            let identities = entry(name)?.identities ?? [:]
+            let replaced = onDisk.intersection(known).filter { identities[$0] != Self.identity(of: dir + "/\($0)") }
+            for n in onDisk.subtracting(known).union(replaced).sorted() { addVersion(name, number: n) }
             let served = entry(name)?.defaultVersion
             for n in known.subtracting(onDisk) where n != served { removeVersion(name, number: n) }
-            let recorded = ModelDirectory.recordedDefault(in: dir).flatMap { onDisk.contains($0) ? $0 : nil } ?? highest
-            if recorded != served { wanted.append((name, recorded)) }
+            // The pointer is authoritative: a version without one (published but not deployed,
+            // or a model still being created) is loaded but never adopted.
+            guard let recorded = ModelDirectory.recordedDefault(in: dir), onDisk.contains(recorded) else { continue }
+            if recorded == served {
+                entries.withLock { $0[name]?.unservedDefault = nil }
+            } else if entry(name)?.refusedVersions.contains(recorded) != true {
+                wanted.append((name, recorded))
+            }
+        }
+        // Models whose directory is gone (removed by the worker) are forgotten.
+        let present = Set(names.filter { !$0.hasPrefix(".") })
+        entries.withLock { all in
+            for name in all.keys where !present.contains(name) { all.removeValue(forKey: name) }
         }
         return wanted
     }
 
-    /// Serves `number` as the default from memory (the pointer on disk says so already).
-    public func adoptDefault(_ name: String, version number: Int) {
+    /// Serves `number` as the default from memory if the pointer on disk still names it (a
+    /// `PUT …/default` or another change may have landed during the warm-up). Returns whether it
+    /// flipped.
+    @discardableResult
+    public func adoptDefault(_ name: String, version number: Int) -> Bool {
         entries.withLock {
+            guard ModelDirectory.recordedDefault(in: root + "/" + name) == number, $0[name]?.versions[number] != nil else { return false }
             $0[name]?.defaultVersion = number
             $0[name]?.unservedDefault = nil
+            return true
         }
+    }
+
+    /// Marks a version as refused here for good (see `Entry.refusedVersions`).
+    public func refuseVersion(_ name: String, version number: Int) {
+        entries.withLock { _ = $0[name]?.refusedVersions.insert(number) }
+    }
+
+    /// The inode of a directory (0 when it cannot be read).
+    static func identity(of path: String) -> UInt64 {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
     }
 
     /// Records that the recorded default cannot serve here; the previous default keeps serving.
