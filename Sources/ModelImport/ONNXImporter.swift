@@ -22,22 +22,6 @@ import TensorKit
 /// maximum over spike trains is not the spike train of the maximum, so rate-coded conversion
 /// cannot run it; retrain with average pooling.
 public enum ONNXImporter {
-    /// What the ONNX file does not say.
-    public struct Options: Sendable {
-        /// The model's name in `model.json`.
-        public var name: String = "imported"
-        /// Class names in output order (default: "0" … "K-1").
-        public var labels: [String]?
-        /// Input geometry `[C, H, W]` when the graph's input has symbolic or missing dimensions.
-        public var inputSize: [Int]?
-        /// Per-channel normalisation applied to pixels in [0, 1] before the network (default: mean 0,
-        /// std 1, i.e. the network sees pixel / 255). Use the values the network was trained with.
-        public var mean: [Float]?
-        public var std: [Float]?
-
-        public init() {}
-    }
-
     /// The operator types the importer reads (see the type's documentation for the conditions).
     public static let supportedOperators = [
         "Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape",
@@ -49,7 +33,7 @@ public enum ONNXImporter {
 
     /// Imports the ONNX model at `path` (external data files are looked up beside it).
     /// - Throws: `ImportError`, naming the node or tensor at fault.
-    public static func importModel(at path: String, options: Options) throws(ImportError) -> Model {
+    public static func importModel(at path: String, options: ImportOptions) throws(ImportError) -> Model {
         guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable("cannot read \(path)") }
         let directory = (path as NSString).deletingLastPathComponent
         return try importModel(data, directory: directory.isEmpty ? "." : directory, options: options)
@@ -57,7 +41,7 @@ public enum ONNXImporter {
 
     /// Imports a serialized `ModelProto`.
     /// - Parameter directory: where external data files live (nil: the model may not use them).
-    public static func importModel(_ data: Data, directory: String?, options: Options) throws(ImportError) -> Model {
+    public static func importModel(_ data: Data, directory: String?, options: ImportOptions) throws(ImportError) -> Model {
         let proto: Onnx_ModelProto
         do {
             var decodingOptions = BinaryDecodingOptions()
@@ -109,7 +93,9 @@ private struct Chain {
 private struct GraphReader {
     let graph: Onnx_GraphProto
     let directory: String?
-    let options: ImportOptionsResolved
+    let options: ImportOptions
+    /// `[C, H, W]` of the image input.
+    let inputShape: FeatureShape
     var values: [String: Value] = [:]
     var tensors: [String: Tensor] = [:]
     var usedNames: Set<String> = []
@@ -118,15 +104,7 @@ private struct GraphReader {
     var readers: [String: Int] = [:]
     let inputName: String
 
-    struct ImportOptionsResolved {
-        var name: String
-        var labels: [String]?
-        var inputShape: FeatureShape
-        var mean: [Float]?
-        var std: [Float]?
-    }
-
-    init(graph: Onnx_GraphProto, directory: String?, options: ONNXImporter.Options) throws(ImportError) {
+    init(graph: Onnx_GraphProto, directory: String?, options: ImportOptions) throws(ImportError) {
         self.graph = graph
         self.directory = directory
         var constants: [String: Value] = [:]
@@ -160,8 +138,8 @@ private struct GraphReader {
         guard shape[0] <= 4096, shape[1] <= 4096, shape[2] <= 4096 else {
             throw .graph("input \(shape) is larger than 4096 channels or 4096×4096 pixels")
         }
-        self.options = ImportOptionsResolved(
-            name: options.name, labels: options.labels, inputShape: shape, mean: options.mean, std: options.std)
+        self.options = options
+        inputShape = shape
         values = constants
         values[input.name] = .activation(Chain(layers: [], marks: [input.name], layerCounts: [0], shape: shape))
         for node in graph.node { for name in node.input where !name.isEmpty { readers[name, default: 0] += 1 } }
@@ -201,25 +179,11 @@ private struct GraphReader {
                 "the output must be a linear layer's [batch, classes] scores; it has shape \(chain.shape) after \(chain.layers.last?.type.rawValue ?? "nothing")"
             )
         }
-        let classes = chain.shape[0]
-        let labels = options.labels ?? (0..<classes).map(String.init)
-        guard labels.count == classes else { throw .graph("\(labels.count) labels for \(classes) outputs") }
-        let c = options.inputShape[0]
-        let mean = options.mean ?? [Float](repeating: 0, count: c)
-        let std = options.std ?? [Float](repeating: 1, count: c)
-        guard mean.count == c, std.count == c, std.allSatisfy({ $0 > 0 }) else {
-            throw .graph("--mean and --std need \(c) values each (std positive)")
-        }
-        let input = InputDescription(channels: c, height: options.inputShape[1], width: options.inputShape[2], mean: mean, std: std)
-        var description = ModelDescription(name: options.name, architecture: "onnx", input: input, labels: labels, layers: chain.layers)
-        description.provenance.notes["imported_from"] = "onnx"
-        let model = Model(description: description, tensors: tensors)
-        do {
-            try model.validate()
-        } catch {
-            throw .graph("the imported network is not valid: \(error)")
-        }
-        return model
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        // Default normalisation: none beyond pixel / 255.
+        let input = InputDescription(channels: c, height: h, width: w, mean: [Float](repeating: 0, count: c), std: [Float](repeating: 1, count: c))
+        return try options.model(
+            architecture: "onnx", input: input, layers: chain.layers, tensors: tensors, classes: chain.shape[0], source: "onnx")
     }
 
     // MARK: nodes

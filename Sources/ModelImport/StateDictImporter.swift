@@ -11,25 +11,14 @@ import TensorKit
 /// statistics (`running_mean`, `running_var`) switch on the architecture's batch-norm layers;
 /// `num_batches_tracked` is ignored. The number of classes is read from the last layer's weight.
 public enum StateDictImporter {
-    public struct Options: Sendable {
-        public var name: String = "imported"
-        /// Class names in output order (default: "0" … "K-1").
-        public var labels: [String]?
-        /// Per-channel normalisation (default: the architecture's data set's, see `Architectures.input`).
-        public var mean: [Float]?
-        public var std: [Float]?
-
-        public init() {}
-    }
-
     /// - Throws: `ImportError.tensor` naming a missing, extra or mis-shaped tensor;
     ///   `.unreadable` for a file that is not safetensors; `.graph` for an unknown architecture.
-    public static func importModel(at path: String, architecture: String, options: Options) throws(ImportError) -> Model {
+    public static func importModel(at path: String, architecture: String, options: ImportOptions) throws(ImportError) -> Model {
         guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable("cannot read \(path)") }
         return try importModel(data, architecture: architecture, options: options)
     }
 
-    public static func importModel(_ data: Data, architecture: String, options: Options) throws(ImportError) -> Model {
+    public static func importModel(_ data: Data, architecture: String, options: ImportOptions) throws(ImportError) -> Model {
         var tensors: [String: Tensor]
         do {
             tensors = try SafeTensors.decode(data).tensors
@@ -64,24 +53,9 @@ public enum StateDictImporter {
         if let extra = tensors.keys.sorted().first(where: { !known.contains($0) }) {
             throw .tensor(name: extra, reason: "is not part of architecture \(architecture)\(batchNorm ? " with batch norm" : "")")
         }
-        let classes = layers.last?.outFeatures ?? 0
-        let labels = options.labels ?? (0..<classes).map(String.init)
-        guard labels.count == classes else { throw .graph("\(labels.count) labels for \(classes) outputs") }
-        var input = Architectures.input(for: architecture)
-        if let mean = options.mean { input.mean = mean }
-        if let std = options.std { input.std = std }
-        guard input.mean.count == input.channels, input.std.count == input.channels, input.std.allSatisfy({ $0 > 0 }) else {
-            throw .graph("--mean and --std need \(input.channels) values each (std positive)")
-        }
-        var description = ModelDescription(name: options.name, architecture: architecture, input: input, labels: labels, layers: layers)
-        description.provenance.notes["imported_from"] = "safetensors state dict"
-        let model = Model(description: description, tensors: tensors)
-        do {
-            try model.validate()
-        } catch {
-            throw .graph("the imported network is not valid: \(error.description)")
-        }
-        return model
+        return try options.model(
+            architecture: architecture, input: Architectures.input(for: architecture), layers: layers, tensors: tensors,
+            classes: layers.last?.outFeatures ?? 0, source: "safetensors state dict")
     }
 
     /// Marks each convolution and linear layer whose `NAME.bias` is present as having a bias.

@@ -55,20 +55,16 @@ struct ImportCommand: ParsableCommand {
             return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         let modelName = name ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        var options = ImportOptions()
+        options.name = modelName
+        options.labels = labelList
+        options.inputSize = inputSize.flatMap(parsedInputSize)
+        if !mean.isEmpty { (options.mean, options.std) = (mean, std) }
         var model: Model
-        do {
+        do throws(ImportError) {
             if let arch {
-                var options = StateDictImporter.Options()
-                options.name = modelName
-                options.labels = labelList
-                if !mean.isEmpty { (options.mean, options.std) = (mean, std) }
                 model = try StateDictImporter.importModel(at: file, architecture: arch, options: options)
             } else {
-                var options = ONNXImporter.Options()
-                options.name = modelName
-                options.labels = labelList
-                options.inputSize = inputSize.flatMap(parsedInputSize)
-                if !mean.isEmpty { (options.mean, options.std) = (mean, std) }
                 model = try ONNXImporter.importModel(at: file, options: options)
             }
         } catch {

@@ -69,7 +69,7 @@ struct ExpectedOutputs: Decodable {
     }
 
     @Test func optionsSetLabelsAndNormalisation() throws {
-        var options = ONNXImporter.Options()
+        var options = ImportOptions()
         options.name = "vgg"
         options.labels = (0..<10).map { "class \($0)" }
         options.mean = [0.5, 0.5, 0.5]
@@ -81,7 +81,7 @@ struct ExpectedOutputs: Decodable {
         #expect(throws: ImportError.graph("2 labels for 10 outputs")) {
             try ONNXImporter.importModel(at: fixture("torch-vgg.onnx"), options: options)
         }
-        var sized = ONNXImporter.Options()
+        var sized = ImportOptions()
         sized.inputSize = [3, 32, 32]
         #expect(throws: ImportError.self) { try ONNXImporter.importModel(at: fixture("torch-resnet.onnx"), options: sized) }
     }

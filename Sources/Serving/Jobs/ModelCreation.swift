@@ -196,20 +196,13 @@ extension JobManager {
 
     /// The ANN in `file`: safetensors when `arch` is given, ONNX otherwise.
     static func importANN(_ r: ModelCreationRequest, file: String) throws(ImportError) -> Model {
-        if let arch = r.architecture {
-            var options = StateDictImporter.Options()
-            options.name = r.name
-            options.labels = r.labels
-            options.mean = r.mean
-            options.std = r.std
-            return try StateDictImporter.importModel(at: file, architecture: arch, options: options)
-        }
-        var options = ONNXImporter.Options()
+        var options = ImportOptions()
         options.name = r.name
         options.labels = r.labels
         options.inputSize = r.inputSize
         options.mean = r.mean
         options.std = r.std
+        if let arch = r.architecture { return try StateDictImporter.importModel(at: file, architecture: arch, options: options) }
         // An upload is one file: external data files cannot come with it (and the upload
         // directory holds other requests' files, which it must not read).
         guard let data = FileManager.default.contents(atPath: file) else { throw .unreadable("the upload could not be read") }
