@@ -147,10 +147,22 @@ public struct Provenance: Codable, Sendable, Equatable {
 public struct Model: Sendable {
     public var description: ModelDescription
     public var tensors: [String: Tensor]
+    /// The tensors of the ANN this SNN was converted from, when spike-based fine-tuning has since
+    /// changed `tensors` (`ann.safetensors`; same names and shapes). Fine-tuned weights are tuned
+    /// for spiking and no longer make a good ANN, so `ann` keeps the network the SNN came from.
+    public var sourceANNTensors: [String: Tensor]?
 
-    public init(description: ModelDescription, tensors: [String: Tensor]) {
+    public init(description: ModelDescription, tensors: [String: Tensor], sourceANNTensors: [String: Tensor]? = nil) {
         self.description = description
         self.tensors = tensors
+        self.sourceANNTensors = sourceANNTensors
+    }
+
+    /// The ANN this model runs as with `--ann`: the network it was converted from when it has been
+    /// fine-tuned since (`sourceANNTensors`), else its own weights.
+    public var ann: Model {
+        guard let sourceANNTensors else { return self }
+        return Model(description: description, tensors: sourceANNTensors)
     }
 
     /// Initial clip λ of `qcfs` activations (trained from there; the QCFS paper starts at 8 for
@@ -187,6 +199,25 @@ public struct Model: Sendable {
         return model
     }
 
+    /// This model with the weights, biases and batch-norm statistics of `source` (same names and
+    /// shapes), for continuing training from another run — e.g. a ReLU ANN whose activations are
+    /// now `qcfs`. Tensors this model has and `source` lacks keep their initial values only if they
+    /// are QCFS clips; any other missing or mis-shaped tensor is an error naming it.
+    public func initializingWeights(from source: Model) throws(ModelError) -> Model {
+        var result = self
+        for (name, tensor) in tensors {
+            guard let given = source.tensors[name] else {
+                if name.hasSuffix(".clip") { continue }
+                throw ModelError("\(source.description.name) has no tensor \(name)")
+            }
+            guard given.shape == tensor.shape else {
+                throw ModelError("tensor \(name) is \(given.shape) in \(source.description.name), expected \(tensor.shape)")
+            }
+            result.tensors[name] = given
+        }
+        return result
+    }
+
     /// Checks the description and that every tensor the layers need is present with the right shape.
     public func validate() throws(ModelError) {
         let d = description
@@ -201,6 +232,11 @@ public struct Model: Sendable {
         let out = try Layer.compile(d.layers, tensors: tensors, input: [d.input.channels, d.input.height, d.input.width]).output
         guard out == [d.labels.count] else {
             throw ModelError("model.json: the network outputs \(out) but there are \(d.labels.count) labels")
+        }
+        if let sourceANNTensors {
+            do { _ = try Layer.compile(d.layers, tensors: sourceANNTensors, input: [d.input.channels, d.input.height, d.input.width]) } catch {
+                throw ModelError("\(Self.sourceANNFile): \(error.description)")
+            }
         }
         if let snn = d.snn {
             let n = d.layers.neuronLayerCount
@@ -234,6 +270,7 @@ public struct Model: Sendable {
 
     public static let descriptionFile = "model.json"
     public static let weightsFile = "weights.safetensors"
+    public static let sourceANNFile = "ann.safetensors"
 
     /// Loads a model directory, or a served model root's default version (see `ModelDirectory`).
     public static func load(from path: String) throws -> Model {
@@ -252,7 +289,14 @@ public struct Model: Sendable {
             throw ModelError("\(directory): cannot read \(weightsFile)")
         }
         let tensors = try SafeTensors.decode(weightData).tensors
-        let model = Model(description: desc, tensors: tensors)
+        var sourceANN: [String: Tensor]?
+        let sourceANNURL = dir.appendingPathComponent(sourceANNFile)
+        if FileManager.default.fileExists(atPath: sourceANNURL.path) {
+            do { sourceANN = try SafeTensors.decode(Data(contentsOf: sourceANNURL, options: .mappedIfSafe)).tensors } catch {
+                throw ModelError("\(directory): cannot read \(sourceANNFile): \(describe(error))")
+            }
+        }
+        let model = Model(description: desc, tensors: tensors, sourceANNTensors: sourceANN)
         try model.validate()
         return model
     }
@@ -262,10 +306,14 @@ public struct Model: Sendable {
         try validate()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return [
+        var files = [
             Self.descriptionFile: try encoder.encode(description),
             Self.weightsFile: try SafeTensors.encode(tensors, metadata: ["format": "pt", "producer": "spikeserve"]),
         ]
+        if let sourceANNTensors {
+            files[Self.sourceANNFile] = try SafeTensors.encode(sourceANNTensors, metadata: ["format": "pt", "producer": "spikeserve"])
+        }
+        return files
     }
 
     /// Writes the model into `directory` atomically (see `writeDirectoryAtomically`).

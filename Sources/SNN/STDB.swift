@@ -26,11 +26,14 @@ public struct STDBNetwork: Sendable {
     /// Dense or event-driven weighted layers (forward currents and weight gradients); `.automatic`
     /// picks per layer from the input event rate, as the engine does.
     public var synapticPath: SpikingEngine.SynapticPath = .automatic
+    /// The weights of the ANN the model was converted from (kept beside the fine-tuned ones).
+    public let sourceANNTensors: [String: Tensor]
     var workspace = Workspace()
 
     public init(model: Model, surrogate: Surrogate) throws(ModelError) {
         guard let snn = model.description.snn else { throw ModelError("fine-tuning needs a converted SNN model") }
         description = model.description
+        sourceANNTensors = model.sourceANNTensors ?? model.tensors
         layers = try model.compiledLayers()
         self.snn = snn
         self.surrogate = surrogate
@@ -40,7 +43,7 @@ public struct STDBNetwork: Sendable {
     public var model: Model {
         var d = description
         d.snn = snn
-        return Model(description: d, tensors: layers.namedTensors)
+        return Model(description: d, tensors: layers.namedTensors, sourceANNTensors: sourceANNTensors)
     }
 
     /// Replaces the weights the given tensors name (after an optimizer step, or from a checkpoint).

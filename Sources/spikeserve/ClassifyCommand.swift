@@ -27,7 +27,10 @@ struct ClassifyCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
-    @Flag(help: "Run the ANN instead of the SNN (also for an unconverted model, e.g. one just imported); JSON adds the logits.")
+    @Flag(
+        help:
+            "Run the ANN instead of the SNN (also for an unconverted model, e.g. one just imported; for a fine-tuned SNN, the ANN it was converted from); JSON adds the logits."
+    )
     var ann = false
 
     @OptionGroup var exit: ExitOptions
@@ -48,7 +51,7 @@ struct ClassifyCommand: ParsableCommand {
             let image = try ImageDecoder.decode([UInt8](data), grayscale: spec.channels == 1).prepared(for: spec)
             input.withUnsafeMutablePointer { image.normalized(spec, into: $0 + i * spec.count) }
         }
-        if ann { return try classifyWithANN(model, input) }
+        if ann { return try classifyWithANN(model.ann, input) }
         guard let snn = model.description.snn else { throw ValidationError("\(modelDirectory) is not a converted SNN (use --ann for its ANN)") }
         let t = timesteps ?? snn.defaultTimesteps
         try OptionRange.memory(model, timesteps: t)

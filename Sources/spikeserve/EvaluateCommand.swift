@@ -20,7 +20,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Evaluate at most N images (a seeded subset).")
     var limit: Int?
 
-    @Flag(help: "Evaluate the ANN instead of the SNN.")
+    @Flag(help: "Evaluate the ANN instead of the SNN (for a fine-tuned SNN: the ANN it was converted from, ann.safetensors).")
     var ann = false
 
     @Flag(help: "Print one JSON object.")
@@ -72,7 +72,7 @@ struct EvaluateCommand: ParsableCommand {
         if let limit { folder = folder.subset(limit: limit, seed: 2) }
         let set = try loadSet(folder, spec: model.description.inputSpec, what: "evaluation")
         if ann {
-            let r = try Evaluator.evaluateANN(model, on: set, batchSize: batchSize)
+            let r = try Evaluator.evaluateANN(model.ann, on: set, batchSize: batchSize)
             try writePredictions(r.predictions, folder: folder, labels: model.description.labels)
             let out: [String: Any] = [
                 "accuracy": r.accuracy, "images": set.count, "images_per_second": r.imagesPerSecond, "mode": "ann",

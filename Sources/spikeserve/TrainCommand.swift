@@ -52,6 +52,12 @@ struct TrainCommand: ParsableCommand {
     )
     var qcfsLevels: Int?
 
+    @Option(
+        help:
+            "Start from the weights of this trained model directory (same architecture and batch norm; QCFS clips start at their initial value) instead of a random initialisation."
+    )
+    var initializeFrom: String?
+
     @Flag(help: "Continue from OUT.checkpoint.")
     var resume = false
 
@@ -74,8 +80,12 @@ struct TrainCommand: ParsableCommand {
         var (trainFolder, valFolder) = folder.split(validationFraction: dataOptions.validationSplit, seed: dataOptions.splitSeed)
         if let limit { trainFolder = trainFolder.subset(limit: limit, seed: seed) }
         let name = URL(fileURLWithPath: out).lastPathComponent
-        let model = try Model.initialized(
+        var model = try Model.initialized(
             name: name, architecture: arch, labels: folder.classes, batchNorm: batchNorm, qcfsLevels: qcfsLevels, seed: seed)
+        if let initializeFrom, !resume {
+            model = try model.initializingWeights(from: Model.load(from: initializeFrom))
+            model.description.provenance.notes["initialized_from"] = initializeFrom
+        }
         let spec = model.description.inputSpec
         let trainSet = try loadSet(trainFolder, spec: spec, what: "training")
         let valSet = valFolder.samples.isEmpty ? nil : try loadSet(valFolder, spec: spec, what: "validation")

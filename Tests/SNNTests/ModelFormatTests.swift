@@ -53,6 +53,28 @@ import Testing
         #expect(siblings == ["model"])
     }
 
+    /// `train --initialize-from`: a ReLU network's weights start a QCFS one of the same
+    /// architecture (clips keep their initial value); missing or mis-shaped tensors are named.
+    @Test func initializingWeightsFromAnotherRun() throws {
+        let labels = (0..<10).map(String.init)
+        let relu = try Model.initialized(name: "relu", architecture: "mnist-cnn", labels: labels, seed: 1)
+        let qcfs = try Model.initialized(name: "q", architecture: "mnist-cnn", labels: labels, qcfsLevels: 8, seed: 2)
+        let started = try qcfs.initializingWeights(from: relu)
+        for (name, tensor) in relu.tensors { #expect(started.tensors[name] == tensor, "\(name)") }
+        let clips = started.tensors.keys.filter { $0.hasSuffix(".clip") }
+        #expect(clips.count == 3)
+        for name in clips { #expect(started.tensors[name]!.scalars.allSatisfy { $0 == Model.initialClip }) }
+        try started.validate()
+
+        var missing = relu
+        missing.tensors["classifier.0.weight"] = nil
+        #expect(throws: ModelError("relu has no tensor classifier.0.weight")) { try qcfs.initializingWeights(from: missing) }
+        let other = try Model.initialized(name: "other", architecture: "mnist-cnn", labels: ["a", "b"], seed: 1)
+        #expect(throws: ModelError("tensor classifier.3.weight is [2, 256] in other, expected [10, 256]")) {
+            try qcfs.initializingWeights(from: other)
+        }
+    }
+
     @Test func safetensorsLayoutIsTheDocumentedOne() throws {
         let t = Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6])
         let data = try SafeTensors.encode(["a": t, "b": Tensor(shape: [1], scalars: [7])], metadata: ["k": "v"])

@@ -203,5 +203,22 @@ import Testing
         #expect(tuned.description.snn!.defaultTimesteps == 3)
         #expect(tuned.description.provenance.baseModel == "small")
         #expect(tuned.description.provenance.notes["finetune_timesteps"] == "3")
+
+        // The ANN the SNN came from travels with it (ann.safetensors): fine-tuned weights differ.
+        #expect(snn.sourceANNTensors == nil)
+        #expect(tuned.sourceANNTensors?["fc.weight"]?.scalars == snn.tensors["fc.weight"]!.scalars)
+        #expect(tuned.tensors["fc.weight"]!.scalars != snn.tensors["fc.weight"]!.scalars)
+        let dir = temporaryDirectory("tuned") + "/model"
+        try tuned.save(to: dir)
+        let loaded = try Model.load(from: dir)
+        #expect(loaded.ann.tensors["c1.weight"]!.scalars == snn.tensors["c1.weight"]!.scalars)
+        #expect(loaded.tensors["c1.weight"]!.scalars == tuned.tensors["c1.weight"]!.scalars)
+        let annAccuracy = try Evaluator.evaluateANN(snn, on: set).accuracy
+        #expect(try Evaluator.evaluateANN(loaded.ann, on: set).accuracy == annAccuracy)
+        // Fine-tuning again keeps the original ANN, not the first round's weights.
+        var again2 = try FineTuner(model: loaded, configuration: config)
+        try again2.run(train: set, validation: nil, checkpointDirectory: nil) { _ in }
+        let twice = again2.finishedModel(dataDescription: "fixture", command: nil)
+        #expect(twice.sourceANNTensors?["fc.weight"]?.scalars == snn.tensors["fc.weight"]!.scalars)
     }
 }
