@@ -204,6 +204,9 @@ public struct Model: Sendable {
     /// now `qcfs`. Tensors this model has and `source` lacks keep their initial values only if they
     /// are QCFS clips; any other missing or mis-shaped tensor is an error naming it.
     public func initializingWeights(from source: Model) throws(ModelError) -> Model {
+        guard source.description.labels == description.labels else {
+            throw ModelError("\(source.description.name) has the labels \(source.description.labels), the data \(description.labels)")
+        }
         var result = self
         for (name, tensor) in tensors {
             guard let given = source.tensors[name] else {
@@ -234,6 +237,9 @@ public struct Model: Sendable {
             throw ModelError("model.json: the network outputs \(out) but there are \(d.labels.count) labels")
         }
         if let sourceANNTensors {
+            guard Set(sourceANNTensors.keys) == Set(tensors.keys) else {
+                throw ModelError("\(Self.sourceANNFile): its tensor names differ from \(Self.weightsFile)'s")
+            }
             do { _ = try Layer.compile(d.layers, tensors: sourceANNTensors, input: [d.input.channels, d.input.height, d.input.width]) } catch {
                 throw ModelError("\(Self.sourceANNFile): \(error.description)")
             }
@@ -273,7 +279,9 @@ public struct Model: Sendable {
     public static let sourceANNFile = "ann.safetensors"
 
     /// Loads a model directory, or a served model root's default version (see `ModelDirectory`).
-    public static func load(from path: String) throws -> Model {
+    /// - Parameter sourceANN: also read `ann.safetensors` (the server does not: it never runs the
+    ///   source ANN, and a fine-tuning job reads it with `loadSourceANN(in:)`).
+    public static func load(from path: String, sourceANN readSourceANN: Bool = true) throws -> Model {
         let directory = ModelDirectory.resolve(path)
         let dir = URL(fileURLWithPath: directory)
         let jsonData: Data
@@ -289,16 +297,20 @@ public struct Model: Sendable {
             throw ModelError("\(directory): cannot read \(weightsFile)")
         }
         let tensors = try SafeTensors.decode(weightData).tensors
-        var sourceANN: [String: Tensor]?
-        let sourceANNURL = dir.appendingPathComponent(sourceANNFile)
-        if FileManager.default.fileExists(atPath: sourceANNURL.path) {
-            do { sourceANN = try SafeTensors.decode(Data(contentsOf: sourceANNURL, options: .mappedIfSafe)).tensors } catch {
-                throw ModelError("\(directory): cannot read \(sourceANNFile): \(describe(error))")
-            }
-        }
+        let sourceANN = readSourceANN ? try loadSourceANN(in: directory) : nil
         let model = Model(description: desc, tensors: tensors, sourceANNTensors: sourceANN)
         try model.validate()
         return model
+    }
+
+    /// The tensors of a model directory's `ann.safetensors`, or nil when it has none (validated
+    /// against the model when it is attached and checked with `validate()`).
+    public static func loadSourceANN(in directory: String) throws(ModelError) -> [String: Tensor]? {
+        let url = URL(fileURLWithPath: directory).appendingPathComponent(sourceANNFile)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        do { return try SafeTensors.decode(Data(contentsOf: url, options: .mappedIfSafe)).tensors } catch {
+            throw ModelError("\(directory): cannot read \(sourceANNFile): \(describe(error))")
+        }
     }
 
     /// The files of a model directory, encoded.

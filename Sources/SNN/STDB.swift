@@ -26,14 +26,16 @@ public struct STDBNetwork: Sendable {
     /// Dense or event-driven weighted layers (forward currents and weight gradients); `.automatic`
     /// picks per layer from the input event rate, as the engine does.
     public var synapticPath: SpikingEngine.SynapticPath = .automatic
-    /// The weights of the ANN the model was converted from (kept beside the fine-tuned ones).
-    public let sourceANNTensors: [String: Tensor]
+    /// The weights of the ANN the model was converted from (kept beside the fine-tuned ones): the
+    /// model's own for a model not fine-tuned yet; nil for one fine-tuned before SpikeServe kept them.
+    public let sourceANNTensors: [String: Tensor]?
     var workspace = Workspace()
 
     public init(model: Model, surrogate: Surrogate) throws(ModelError) {
         guard let snn = model.description.snn else { throw ModelError("fine-tuning needs a converted SNN model") }
         description = model.description
-        sourceANNTensors = model.sourceANNTensors ?? model.tensors
+        let fineTuned = model.description.provenance.notes["finetune_data"] != nil
+        sourceANNTensors = model.sourceANNTensors ?? (fineTuned ? nil : model.tensors)
         layers = try model.compiledLayers()
         self.snn = snn
         self.surrogate = surrogate

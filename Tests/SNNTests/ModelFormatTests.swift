@@ -69,10 +69,32 @@ import Testing
         var missing = relu
         missing.tensors["classifier.0.weight"] = nil
         #expect(throws: ModelError("relu has no tensor classifier.0.weight")) { try qcfs.initializingWeights(from: missing) }
-        let other = try Model.initialized(name: "other", architecture: "mnist-cnn", labels: ["a", "b"], seed: 1)
-        #expect(throws: ModelError("tensor classifier.3.weight is [2, 256] in other, expected [10, 256]")) {
-            try qcfs.initializingWeights(from: other)
+        var misshaped = relu
+        misshaped.tensors["classifier.3.weight"] = Tensor(shape: [10, 128])
+        #expect(throws: ModelError("tensor classifier.3.weight is [10, 128] in relu, expected [10, 256]")) {
+            try qcfs.initializingWeights(from: misshaped)
         }
+        let other = try Model.initialized(name: "other", architecture: "mnist-cnn", labels: labels.reversed(), seed: 1)
+        #expect(throws: ModelError.self) { try qcfs.initializingWeights(from: other) }
+    }
+
+    /// `ann.safetensors` must name exactly the tensors of `weights.safetensors`, with valid values.
+    @Test func sourceANNIsValidatedAgainstTheModel() throws {
+        var model = try Model.initialized(name: "m", architecture: "mnist-cnn", labels: (0..<10).map(String.init), seed: 3)
+        model.sourceANNTensors = model.tensors
+        try model.validate()
+        model.sourceANNTensors?["extra"] = Tensor(shape: [1_000])
+        #expect(throws: ModelError("ann.safetensors: its tensor names differ from weights.safetensors's")) { try model.validate() }
+        model.sourceANNTensors = model.tensors
+        model.sourceANNTensors?["features.0.weight"] = Tensor(shape: [32, 1, 3, 3], repeating: .nan)
+        #expect(throws: ModelError.self) { try model.validate() }
+        // A directory's ann.safetensors is read unless the caller (the server) skips it.
+        model.sourceANNTensors = model.tensors.mapValues { Tensor(shape: $0.shape, repeating: 0.5) }
+        let dir = temporaryDirectory("source-ann") + "/model"
+        try model.save(to: dir)
+        #expect(try Model.load(from: dir).ann.tensors == model.sourceANNTensors)
+        #expect(try Model.load(from: dir, sourceANN: false).sourceANNTensors == nil)
+        #expect(try Model.load(from: dir, sourceANN: false).ann.tensors == model.tensors)
     }
 
     @Test func safetensorsLayoutIsTheDocumentedOne() throws {

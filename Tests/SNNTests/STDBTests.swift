@@ -220,5 +220,9 @@ import Testing
         try again2.run(train: set, validation: nil, checkpointDirectory: nil) { _ in }
         let twice = again2.finishedModel(dataDescription: "fixture", command: nil)
         #expect(twice.sourceANNTensors?["fc.weight"]?.scalars == snn.tensors["fc.weight"]!.scalars)
+        // A model fine-tuned before the source ANN was kept has none to keep: its weights are not it.
+        var older = loaded
+        older.sourceANNTensors = nil
+        #expect(try FineTuner(model: older, configuration: config).finishedModel(dataDescription: "x", command: nil).sourceANNTensors == nil)
     }
 }

@@ -46,7 +46,11 @@ struct TrainingRun {
         if cancel.isCancelled { throw TrainingCancelled(epoch: 0) }
         queue.update(id) { $0.status = .running }
         queue.emit(id, type: "status", "training \(train.count) images, validating on \(validation.count)")
-        var tuner = try FineTuner(model: base.model, configuration: configuration(job))
+        // The store loads versions without their source ANN; the new version must keep it.
+        var model = base.model
+        model.sourceANNTensors = try Model.loadSourceANN(in: base.directory)
+        try model.validate()
+        var tuner = try FineTuner(model: model, configuration: configuration(job))
         let checkpoint = queue.jobStore.checkpointDirectory(id)
         if TrainingCheckpoint.exists(at: checkpoint) {
             try tuner.resume(from: checkpoint)

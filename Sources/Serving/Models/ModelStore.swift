@@ -3,7 +3,8 @@ import SNN
 import Synchronization
 
 /// The models a server hosts, laid out as TensorFlow Serving does: `ROOT/NAME/VERSION/` holds one
-/// model directory (`model.json`, `weights.safetensors`) per positive integer version, and
+/// model directory (`model.json`, `weights.safetensors`, for a fine-tuned SNN `ann.safetensors`,
+/// which serving does not load) per positive integer version, and
 /// `ROOT/NAME/serving.json` records the default version (absent: the highest). Version
 /// directories are written once and never modified, so a reader can never see half a version.
 public final class ModelStore: Sendable {
@@ -114,7 +115,7 @@ public final class ModelStore: Sendable {
 
     static func load(name: String, number: Int, directory: String) -> VersionState {
         do {
-            let model = try Model.load(from: directory)
+            let model = try Model.load(from: directory, sourceANN: false)
             guard let snn = model.description.snn else { return .failed("version \(number) is not a converted SNN") }
             return .ready(Version(name: name, number: number, model: model, snn: snn, directory: directory))
         } catch {
