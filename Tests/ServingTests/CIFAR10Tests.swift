@@ -2,7 +2,8 @@ import Foundation
 import Serving
 import Testing
 
-/// The shipped CIFAR-10 model (`Models/cifar10-cnn`) over the API, with the committed class
+/// The shipped CIFAR-10 model (`Models/cifar10-cnn`: 1 converted by threshold balancing, 2 from
+/// QCFS clips, 3 the hybrid and default) over the API, with the committed class
 /// fixtures (`Fixtures/cifar10`: one validation-split image per class as its original 32×32 JPEG, as
 /// PNG, and two enlarged to 480×360, which the documented policy center-crops and resizes to
 /// 32×32), and a
@@ -47,12 +48,16 @@ import Testing
             let large = try await Self.classify(server.base, name + ".jpg", "image/jpeg")
             #expect(Self.topLabel(large) == String(name.prefix { $0 != "-" }), "\(name): \(String(decoding: large.body, as: UTF8.self))")
         }
-        // The converted version (1) answers too, at its own default budget.
-        let converted = try await curl([
-            "-H", "Content-Type: image/jpeg", "--data-binary", "@" + fixture("cifar10/ship.jpg"),
-            server.base + "/v1/models/cifar10-cnn/versions/1/classify",
-        ])
-        #expect(converted.status == 200 && converted.headers["x-model-version"] == "1")
+        // The default is the hybrid (version 3); the two conversions answer too, at their own budgets.
+        let hybrid = try await Self.classify(server.base, "ship.jpg", "image/jpeg")
+        #expect(hybrid.headers["x-model-version"] == "3")
+        for version in ["1", "2"] {
+            let converted = try await curl([
+                "-H", "Content-Type: image/jpeg", "--data-binary", "@" + fixture("cifar10/ship.jpg"),
+                server.base + "/v1/models/cifar10-cnn/versions/\(version)/classify",
+            ])
+            #expect(converted.status == 200 && converted.headers["x-model-version"] == version)
+        }
         // Adaptive steps stop within the budget and still name the class.
         let adaptive = try await Self.classify(server.base, "truck.jpg", "image/jpeg", query: "?timesteps=16&adaptive=true")
         let result = (adaptive.json["results"] as? [[String: Any]])?.first ?? [:]
@@ -81,5 +86,8 @@ import Testing
             server.base + "/v1/models/cifar10-cnn/versions/\(version)/classify",
         ])
         #expect(answer.status == 200 && answer.headers["x-model-version"] == String(version))
+        // The new version still carries the ANN the hybrid was converted from, unchanged.
+        let source = try #require(FileManager.default.contents(atPath: models + "/cifar10-cnn/3/ann.safetensors"))
+        #expect(FileManager.default.contents(atPath: models + "/cifar10-cnn/\(version)/ann.safetensors") == source)
     }
 }
