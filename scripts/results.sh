@@ -20,6 +20,7 @@ models=("mnist-cnn=Models/mnist-cnn:$mnist:1:$(default Models/mnist-cnn)")
 if [ -d Models/cifar10-cnn ]; then
   [ -d "$cifar" ] || tar -xzf ../shared/datasets/cifar10-train.tar.gz -C "$data"
   # SNN rows on 2,000 of the 5,000 validation images: the converted model at T = 256 runs ~15 images/s.
-  models+=("cifar10-cnn=Models/cifar10-cnn:$cifar:1:$(default Models/cifar10-cnn):${CIFAR_LIMIT:-2000}")
+  # Version 2: converted from the ANN's QCFS clips, the hybrid's starting point.
+  models+=("cifar10-cnn=Models/cifar10-cnn:$cifar:1:$(default Models/cifar10-cnn):${CIFAR_LIMIT:-2000}:2")
 fi
 $venv/bin/python scripts/results.py "$bin" "${models[@]}"
